@@ -1,0 +1,43 @@
+"""Companion package of the course "Weights in Machine Learning and Deep Learning".
+
+Notebooks start with::
+
+    import course_lib as cl
+    cfg = cl.setup()
+
+Shared parts: :mod:`~course_lib.config` (mode, seed, device, data directory),
+:mod:`~course_lib.data` (datasets), :mod:`~course_lib.training` (train and
+evaluate loops), :mod:`~course_lib.viz` (plots), :mod:`~course_lib.widgets`
+(slider demos) and :mod:`~course_lib.exercises` (exercise checkers). Each
+notebook has its own topic module (``cl.intro``, ``cl.initialization``, ...),
+imported on first use.
+"""
+
+from importlib import import_module
+
+from . import config, data, exercises, training, viz, widgets
+from .config import TOPICS, current, is_fast, pick, setup
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TOPICS",
+    "config",
+    "current",
+    "data",
+    "exercises",
+    "is_fast",
+    "pick",
+    "setup",
+    "training",
+    "viz",
+    "widgets",
+    *TOPICS.values(),
+]
+
+
+def __getattr__(name: str):
+    """Import a topic module (``cl.pruning``, ...) the first time it is used."""
+    if name in TOPICS.values():
+        return import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

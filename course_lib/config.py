@@ -1,0 +1,167 @@
+"""Run-time configuration shared by every notebook: mode, seed, device, data directory.
+
+Every notebook starts with ``cl.setup()``. It seeds Python, NumPy and PyTorch,
+chooses the device (CUDA, then Apple MPS, then CPU), reads the mode and the
+data directory from the environment, and prints all of it on one line.
+
+Environment variables
+---------------------
+``COURSE_FAST``
+    ``1`` (or ``true``/``yes``/``on``) selects *fast mode*: the same code on
+    data subsets with fewer epochs, so that every notebook runs within a minute
+    on a laptop CPU. Anything else, or unset, selects *full mode*.
+``COURSE_DATA_DIR``
+    Where datasets live (and are downloaded to). Defaults to ``data/`` at the
+    repository root. A relative path is taken relative to the current directory.
+``COURSE_DEVICE``
+    Force a device (``cpu``, ``cuda``, ``mps``) instead of the automatic choice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+#: The repository root (the folder that holds ``course_lib/`` and ``notebooks/``).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Topic module of each notebook (``course_lib.<name>``), in teaching order.
+TOPICS = {
+    "01": "intro",
+    "02": "initialization",
+    "03": "gradient_descent",
+    "04": "regularization",
+    "05": "visualization",
+    "06": "pruning",
+    "07": "quantization",
+    "08": "transfer_learning",
+    "09": "siamese",
+    "10": "feature_importance",
+    "11": "gradient_flow",
+    "12": "weight_normalization",
+    "13": "cifar10_cnn",
+    "14": "rnn",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """What :func:`setup` chose. ``fast`` is True in fast mode."""
+
+    fast: bool
+    seed: int
+    device: torch.device
+    data_dir: Path
+
+    @property
+    def mode(self) -> str:
+        return "fast" if self.fast else "full"
+
+    def __str__(self) -> str:
+        return (
+            f"mode={self.mode} | device={self.device} | data={self.data_dir} | "
+            f"seed={self.seed} | torch {torch.__version__}"
+        )
+
+
+_current: Config | None = None
+
+
+def is_fast() -> bool:
+    """True when ``COURSE_FAST`` asks for fast mode (read at every call)."""
+    value = os.environ.get("COURSE_FAST", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"COURSE_FAST={value!r} is not understood: use COURSE_FAST=1 for fast mode "
+        "or leave it unset (or 0) for full mode."
+    )
+
+
+def pick(fast: T, full: T) -> T:
+    """Return ``fast`` in fast mode and ``full`` in full mode.
+
+    Notebooks use it for every size that differs between the modes, e.g.
+    ``epochs = cl.pick(fast=2, full=20)``.
+    """
+    return fast if is_fast() else full
+
+
+def data_dir() -> Path:
+    """The data directory: ``COURSE_DATA_DIR`` or ``data/`` at the repository root."""
+    value = os.environ.get("COURSE_DATA_DIR", "").strip()
+    path = Path(value).expanduser() if value else REPO_ROOT / "data"
+    return path.resolve()
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """CUDA if available, then Apple MPS, then CPU (or ``prefer``/``COURSE_DEVICE``)."""
+    choice = (prefer or os.environ.get("COURSE_DEVICE", "")).strip().lower()
+    if choice:
+        if choice not in {"cpu", "cuda", "mps"}:
+            raise ValueError(f"Unknown device {choice!r}: use 'cpu', 'cuda' or 'mps'.")
+        if choice == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("CUDA was requested but torch.cuda.is_available() is False.")
+        if choice == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError("MPS was requested but torch.backends.mps.is_available() is False.")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's ``random``, NumPy's global generator and PyTorch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Config:
+    """Seed everything, choose the device, read mode and data directory; print them.
+
+    Returns the :class:`Config`; :func:`current` returns it later.
+    """
+    global _current
+    seed_everything(seed)
+    _configure_plots()
+    config = Config(fast=is_fast(), seed=seed, device=get_device(device), data_dir=data_dir())
+    _current = config
+    if not quiet:
+        print(config)
+    return config
+
+
+def current() -> Config:
+    """The configuration of the last :func:`setup` call (runs ``setup`` if none yet)."""
+    return _current if _current is not None else setup(quiet=True)
+
+
+def _configure_plots() -> None:
+    import matplotlib as mpl
+
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (6.4, 4.0),
+            "figure.dpi": 90,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+        }
+    )

@@ -1,0 +1,249 @@
+"""Train and evaluate loops shared by the notebooks.
+
+The loop is small on purpose, so that a learner can read it in one go::
+
+    history = cl.training.fit(model, train, epochs=5, lr=1e-3, val=test)
+
+``train`` and ``val`` are ``(X, y)`` tensors/arrays or a ``DataLoader``.
+``history`` holds per-epoch ``loss``, ``accuracy`` (classification), and the
+same for ``val_``; callbacks (for example :class:`WeightSnapshots`) run after
+every epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from . import config
+
+__all__ = [
+    "History",
+    "WeightSnapshots",
+    "clone",
+    "evaluate",
+    "fit",
+    "make_loader",
+    "predict",
+    "to_tensor",
+]
+
+
+def to_tensor(x, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A tensor from an array, list or tensor (float32 for floats, int64 for integers)."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        arr = np.asarray(x)
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = arr.astype(np.float32)
+        elif np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.uint8:
+            arr = arr.astype(np.int64)
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    return t.to(dtype) if dtype is not None else t
+
+
+def make_loader(x, y, batch_size: int = 128, shuffle: bool = True, seed: int = 0) -> DataLoader:
+    """A ``DataLoader`` over ``(x, y)``, reproducible through ``seed`` when shuffling."""
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} rows but y has {len(y)}: they must match.")
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    dataset = TensorDataset(to_tensor(x), to_tensor(y))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+def _as_loader(data, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    if isinstance(data, DataLoader):
+        return data
+    if isinstance(data, Sequence) and len(data) == 2:
+        return make_loader(data[0], data[1], batch_size, shuffle, seed)
+    raise TypeError("data must be a DataLoader or an (x, y) pair of arrays or tensors.")
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of a :func:`fit` run (lists, one entry per epoch)."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, list[float]]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, list) and v}
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss)
+
+
+class WeightSnapshots:
+    """Callback that keeps a copy of every parameter after each epoch (and before training).
+
+    ``snapshots[i]`` maps parameter names to CPU tensors; index 0 is the
+    initial state when the callback is passed to :func:`fit`.
+    """
+
+    def __init__(self, names: Iterable[str] | None = None):
+        self.names = set(names) if names is not None else None
+        self.snapshots: list[dict[str, torch.Tensor]] = []
+
+    def capture(self, model: nn.Module) -> None:
+        self.snapshots.append(
+            {
+                name: p.detach().cpu().clone()
+                for name, p in model.named_parameters()
+                if self.names is None or name in self.names
+            }
+        )
+
+    def __call__(self, epoch: int, model: nn.Module, history: History) -> None:
+        self.capture(model)
+
+
+def _is_classification(loss_fn) -> bool:
+    return isinstance(loss_fn, nn.CrossEntropyLoss | nn.NLLLoss)
+
+
+def evaluate(
+    model: nn.Module,
+    data,
+    loss_fn: Callable | None = None,
+    batch_size: int = 512,
+    device: torch.device | str | None = None,
+) -> dict[str, float]:
+    """Mean loss (and accuracy for classification) of ``model`` on ``data``."""
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    device = torch.device(device) if device is not None else _model_device(model)
+    loader = _as_loader(data, batch_size, shuffle=False)
+    was_training = model.training
+    model.eval()
+    total, loss_sum, correct = 0, 0.0, 0
+    with torch.no_grad():
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            out = model(xb)
+            loss_sum += loss_fn(out, yb).item() * len(yb)
+            if _is_classification(loss_fn):
+                correct += (out.argmax(1) == yb).sum().item()
+            total += len(yb)
+    model.train(was_training)
+    if total == 0:
+        raise ValueError("evaluate() got no data.")
+    result = {"loss": loss_sum / total}
+    if _is_classification(loss_fn):
+        result["accuracy"] = correct / total
+    return result
+
+
+def predict(model: nn.Module, x, batch_size: int = 512) -> torch.Tensor:
+    """Model outputs for ``x`` in evaluation mode, without gradients, on the CPU."""
+    device = _model_device(model)
+    x = to_tensor(x)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = torch.cat(
+            [model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)]
+        )
+    model.train(was_training)
+    return out
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def fit(
+    model: nn.Module,
+    train,
+    epochs: int = 1,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss_fn: Callable | None = None,
+    val=None,
+    batch_size: int = 128,
+    callbacks: Sequence[Callable] = (),
+    device: torch.device | str | None = None,
+    grad_clip: float | None = None,
+    transform: Callable | None = None,
+    scheduler=None,
+    progress: bool = True,
+    seed: int = 0,
+) -> History:
+    """Train ``model`` and return its :class:`History`.
+
+    ``optimizer`` defaults to Adam with learning rate ``lr``; ``loss_fn`` to
+    cross-entropy. ``transform`` (e.g. augmentation) is applied to each
+    training batch of inputs. ``grad_clip`` clips the global gradient norm.
+    ``scheduler`` (if given) is stepped once per epoch. Each callback is called
+    as ``callback(epoch, model, history)`` after every epoch; a callback with a
+    ``capture(model)`` method (like :class:`WeightSnapshots`) also records the
+    state before training.
+    """
+    from tqdm.auto import tqdm
+
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    device = torch.device(device) if device is not None else config.current().device
+    model.to(device)
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
+    optimizer = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
+    loader = _as_loader(train, batch_size, shuffle=True, seed=seed)
+    history = History()
+    for cb in callbacks:
+        if hasattr(cb, "capture"):
+            cb.capture(model)
+    start = time.perf_counter()
+    bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        model.train()
+        total, loss_sum, correct = 0, 0.0, 0
+        for xb, yb in loader:
+            xb, yb = xb.to(device), yb.to(device)
+            if transform is not None:
+                xb = transform(xb)
+            optimizer.zero_grad()
+            out = model(xb)
+            loss = loss_fn(out, yb)
+            loss.backward()
+            if grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            loss_sum += loss.item() * len(yb)
+            total += len(yb)
+            if _is_classification(loss_fn):
+                correct += (out.argmax(1) == yb).sum().item()
+        if scheduler is not None:
+            scheduler.step()
+        history.loss.append(loss_sum / total)
+        if _is_classification(loss_fn):
+            history.accuracy.append(correct / total)
+        postfix = {"loss": f"{history.loss[-1]:.4f}"}
+        if val is not None:
+            metrics = evaluate(model, val, loss_fn, device=device)
+            history.val_loss.append(metrics["loss"])
+            if "accuracy" in metrics:
+                history.val_accuracy.append(metrics["accuracy"])
+                postfix["val_acc"] = f"{metrics['accuracy']:.3f}"
+        bar.set_postfix(postfix)
+        for cb in callbacks:
+            cb(epoch, model, history)
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def clone(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` (same architecture and weights, independent parameters)."""
+    return copy.deepcopy(model)

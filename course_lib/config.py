@@ -13,6 +13,10 @@ Environment variables
 ``COURSE_DATA_DIR``
     Where datasets live (and are downloaded to). Defaults to ``data/`` at the
     repository root. A relative path is taken relative to the current directory.
+``COURSE_CACHE_DIR``
+    Where computed artefacts are cached (sentence embeddings, pretrained
+    weights the course trains itself). Defaults to ``data/cache/`` at the
+    repository root.
 ``COURSE_DEVICE``
     Force a device (``cpu``, ``cuda``, ``mps``) instead of the automatic choice.
 """
@@ -107,8 +111,19 @@ def data_dir() -> Path:
     return path.resolve()
 
 
+def cache_dir() -> Path:
+    """The cache directory: ``COURSE_CACHE_DIR`` or ``data/cache`` at the repository root."""
+    value = os.environ.get("COURSE_CACHE_DIR", "").strip()
+    path = Path(value).expanduser() if value else REPO_ROOT / "data" / "cache"
+    return path.resolve()
+
+
 def get_device(prefer: str | None = None) -> torch.device:
-    """CUDA if available, then Apple MPS, then CPU (or ``prefer``/``COURSE_DEVICE``)."""
+    """CUDA if available, then Apple MPS, then CPU (or ``prefer``/``COURSE_CACHE_DIR``
+        Where computed artefacts are cached (sentence embeddings, pretrained
+        weights the course trains itself). Defaults to ``data/cache/`` at the
+        repository root.
+    ``COURSE_DEVICE``)."""
     choice = (prefer or os.environ.get("COURSE_DEVICE", "")).strip().lower()
     if choice:
         if choice not in {"cpu", "cuda", "mps"}:

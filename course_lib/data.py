@@ -40,6 +40,7 @@ from . import config
 __all__ = [
     "DatasetError",
     "Dataset",
+    "cached",
     "download_file",
     "md5sum",
     "ensure_cifar10",
@@ -52,6 +53,7 @@ __all__ = [
     "read_cifar_batch",
     "read_idx",
     "read_mr_file",
+    "save_atomic",
 ]
 
 
@@ -542,6 +544,57 @@ def load_mr(
     return Dataset(texts, y, ["negative", "positive"], "MR sentence polarity").subset(n, seed)
 
 
+# --------------------------------------------------------------------------- cache
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` through a temporary file and a rename.
+
+    A crash or error while writing leaves any previous file at ``path`` intact
+    and no partial file behind.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def cached(name: str, compute, key: dict | None = None, cache_dir: str | os.PathLike | None = None):
+    """The result of ``compute()``, cached on disk under ``name`` in the cache directory.
+
+    ``key`` (a dict of plain values: sizes, seeds, model names) is stored with
+    the result; a cached file whose key differs, or that cannot be read, is
+    recomputed and replaced (atomically, see :func:`save_atomic`). Results are
+    tensors, arrays, dicts or lists of them (anything ``torch.save`` writes
+    and ``torch.load(weights_only=True)`` reads back).
+    """
+    import torch
+
+    root = Path(cache_dir) if cache_dir is not None else config.cache_dir()
+    path = root / f"{name}.pt"
+    key = dict(key or {})
+    if path.exists():
+        try:
+            stored = torch.load(path, weights_only=True)
+            if isinstance(stored, dict) and stored.get("key") == key:
+                return stored["value"]
+        except Exception:  # unreadable or foreign: recompute below
+            pass
+    value = compute()
+    save_atomic({"key": key, "value": value}, path)
+    return value
+
+
 # --------------------------------------------------------------------------- scikit-learn
 
 _SKLEARN = {
@@ -553,17 +606,18 @@ _SKLEARN = {
 }
 
 
-def load_sklearn(name: str) -> Dataset:
+def load_sklearn(name: str, **kwargs) -> Dataset:
     """One of scikit-learn's bundled datasets (no download) as a :class:`Dataset`.
 
     ``x`` is float64 features; for the regression set ``diabetes`` ``y`` is the
-    float target and ``classes`` is empty.
+    float target and ``classes`` is empty. ``kwargs`` go to the scikit-learn
+    loader (e.g. ``scaled=False`` for the raw diabetes features).
     """
     if name not in _SKLEARN:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(_SKLEARN)}")
     from sklearn import datasets
 
-    bunch = getattr(datasets, _SKLEARN[name])()
+    bunch = getattr(datasets, _SKLEARN[name])(**kwargs)
     classes = [str(c) for c in getattr(bunch, "target_names", [])]
     y = bunch.target if not classes else bunch.target.astype(np.int64)
     features = [str(f) for f in getattr(bunch, "feature_names", [])]

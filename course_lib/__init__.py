@@ -8,20 +8,24 @@ Notebooks start with::
 Shared parts: :mod:`~course_lib.config` (mode, seed, device, data directory),
 :mod:`~course_lib.data` (datasets), :mod:`~course_lib.training` (train and
 evaluate loops), :mod:`~course_lib.viz` (plots), :mod:`~course_lib.widgets`
-(slider demos) and :mod:`~course_lib.exercises` (exercise checkers). Each
+(slider demos), :mod:`~course_lib.exercises` (exercise checkers) and
+:func:`~course_lib.claims.claim` (claim checks). Each
 notebook has its own topic module (``cl.intro``, ``cl.initialization``, ...),
 imported on first use.
 """
 
 from importlib import import_module
 
-from . import config, data, exercises, training, viz, widgets
+from . import claims, config, data, exercises, training, viz, widgets
+from .claims import claim
 from .config import TOPICS, current, is_fast, pick, setup
 
 __version__ = "0.1.0"
 
 __all__ = [
     "TOPICS",
+    "claim",
+    "claims",
     "config",
     "current",
     "data",

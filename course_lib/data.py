@@ -17,6 +17,7 @@ downloaded at import time, only when a loader is called (and never with
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import hashlib
 import os
@@ -272,13 +273,15 @@ except ImportError:  # NumPy < 2
 
 
 class _CifarUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the three globals a CIFAR-10 batch needs."""
+    """Unpickler that resolves only the globals a CIFAR-10 batch needs, and refuses any other."""
 
     ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,  # as written by NumPy 1
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # as written by NumPy 2
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        # Python 3 writes protocol-2 bytes as _codecs.encode(str, "latin1"): a pure function
+        ("_codecs", "encode"): codecs.encode,
     }
 
     def find_class(self, module, name):

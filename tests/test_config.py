@@ -1,0 +1,97 @@
+"""course_lib.config: mode, device, data directory, seeding."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import course_lib as cl
+from course_lib import config
+
+
+@pytest.mark.parametrize(
+    "value, fast", [("1", True), ("true", True), ("YES", True), ("", False), ("0", False)]
+)
+def test_mode_from_environment(monkeypatch, value, fast):
+    monkeypatch.setenv("COURSE_FAST", value)
+    assert config.is_fast() is fast
+    assert config.pick(fast="f", full="F") == ("f" if fast else "F")
+
+
+def test_unknown_mode_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "maybe")
+    with pytest.raises(ValueError, match="COURSE_FAST=1"):
+        config.is_fast()
+
+
+def test_data_dir_default_and_override(monkeypatch, tmp_path):
+    monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    assert config.data_dir() == config.REPO_ROOT / "data"
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    assert config.data_dir() == tmp_path.resolve()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COURSE_DATA_DIR", "sub")
+    assert config.data_dir() == (tmp_path / "sub").resolve()
+
+
+def test_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("COURSE_CACHE_DIR", raising=False)
+    assert config.cache_dir() == config.REPO_ROOT / "data" / "cache"
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    assert config.cache_dir() == tmp_path.resolve()
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.delenv("COURSE_DEVICE", raising=False)
+    expected = (
+        "cuda"
+        if torch.cuda.is_available()
+        else "mps"
+        if torch.backends.mps.is_available()
+        else "cpu"
+    )
+    assert config.get_device().type == expected
+    assert config.get_device("cpu").type == "cpu"
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert config.get_device().type == "cpu"
+    with pytest.raises(ValueError, match="Unknown device"):
+        config.get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA was requested"):
+            config.get_device("cuda")
+
+
+def test_setup_seeds_everything_and_prints_one_line(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    cfg = cl.setup(seed=7)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "mode=fast" in out and str(tmp_path) in out and "device=" in out
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    cl.setup(seed=7, quiet=True)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+    assert capsys.readouterr().out == ""
+    assert cfg.fast and cfg.mode == "fast" and cfg.data_dir == Path(tmp_path).resolve()
+    assert cl.current().seed == 7
+
+
+def test_topics_cover_fourteen_notebooks_in_order():
+    assert list(config.TOPICS) == [f"{i:02d}" for i in range(1, 15)]
+    assert len(set(config.TOPICS.values())) == 14
+
+
+def test_topic_modules_are_imported_on_demand():
+    assert cl.intro.__name__ == "course_lib.intro"
+    with pytest.raises(AttributeError):
+        cl.not_a_module  # noqa: B018
+
+
+def test_claim(capsys):
+    cl.claim(1 < 2, "one is less than two", "1 < 2")
+    assert capsys.readouterr().out == "\u2714 one is less than two (1 < 2)\n"
+    with pytest.raises(AssertionError, match="Claim not confirmed: wrong .ratio 3.0."):
+        cl.claim(False, "wrong", "ratio 3.0")

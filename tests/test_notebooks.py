@@ -1,0 +1,109 @@
+"""Every notebook follows the course's notebook contract (its run is checked by nbval)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from course_lib.config import TOPICS
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXPECTED = {
+    "01": "01_intro_weights",
+    "02": "02_initialization",
+    "03": "03_gradient_descent",
+    "04": "04_regularization",
+    "05": "05_visualization",
+    "06": "06_pruning",
+    "07": "07_quantization",
+    "08": "08_transfer_learning",
+    "09": "09_siamese_networks",
+    "10": "10_feature_importance",
+    "11": "11_gradient_flow",
+    "12": "12_weight_normalization",
+    "13": "13_cifar10_cnn",
+    "14": "14_rnn_sentiment",
+}
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _source(cell: dict) -> str:
+    src = cell["source"]
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _ids(paths):
+    return pytest.mark.parametrize("path", paths, ids=[p.stem for p in paths])
+
+
+def test_notebooks_are_named_in_teaching_order():
+    assert NOTEBOOKS, "no notebooks found"
+    for path in NOTEBOOKS:
+        number = path.name[:2]
+        assert number in EXPECTED and path.stem == EXPECTED[number], (
+            f"unexpected notebook {path.name}"
+        )
+        assert (REPO / "course_lib" / f"{TOPICS[number]}.py").is_file(), (
+            f"{path.name} has no topic module"
+        )
+        assert (REPO / "tests" / f"test_{TOPICS[number]}.py").is_file(), (
+            f"{path.name} has no test file"
+        )
+
+
+@_ids(NOTEBOOKS)
+def test_stored_without_outputs(path):
+    for cell in _load(path)["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [], f"{path.name}: a code cell has stored outputs"
+            assert cell.get("execution_count") is None, (
+                f"{path.name}: a code cell has an execution count"
+            )
+
+
+@_ids(NOTEBOOKS)
+def test_follows_the_notebook_contract(path):
+    nb = _load(path)
+    cells = nb["cells"]
+    number = path.name[:2]
+    first = _source(cells[0])
+    assert cells[0]["cell_type"] == "markdown" and first.startswith(f"# {number} ·"), "title cell"
+    for heading in ("What you will learn", "Prerequisites", "Time"):
+        assert heading in first, f"{path.name}: the first cell lacks '{heading}'"
+    code = "\n".join(_source(c) for c in cells if c["cell_type"] == "code")
+    markdown = "\n".join(_source(c) for c in cells if c["cell_type"] == "markdown")
+    setup_cell = next(_source(c) for c in cells if c["cell_type"] == "code")
+    assert "import course_lib as cl" in setup_cell and "cl.setup(" in setup_cell
+    assert "cl.widgets.interact(" in code, f"{path.name}: no slider demo"
+    assert "interact_manual" not in code
+    assert len(re.findall(r"cl\.claim\(", code)) >= 4, f"{path.name}: too few claim checks"
+    checks = set(re.findall(r'cl\.exercises\.check\("(\d\d)\.(\d)"', code))
+    assert 2 <= len(checks) <= 3 and {n for n, _ in checks} == {number}, f"{path.name}: exercises"
+    assert "## Summary" in markdown and "## References" in markdown
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@_ids(NOTEBOOKS)
+def test_code_cells_stay_short(path):
+    for cell in _load(path)["cells"]:
+        if cell["cell_type"] == "code":
+            lines = [line for line in _source(cell).splitlines() if line.strip()]
+            assert len(lines) <= 20, (
+                f"{path.name}: a code cell has {len(lines)} lines:\n{_source(cell)}"
+            )
+
+
+@_ids(NOTEBOOKS)
+def test_exercise_stubs_are_unsolved(path):
+    """Stored stubs must not solve the exercise (the learner does)."""
+    for cell in _load(path)["cells"]:
+        src = _source(cell)
+        if cell["cell_type"] == "code" and "cl.exercises.check(" in src and "def " in src:
+            assert "raise NotImplementedError" in src or "..." in src, f"{path.name}: solved stub"

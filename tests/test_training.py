@@ -1,0 +1,137 @@
+"""course_lib.training: loaders, fit, evaluate, predict, weight snapshots."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_lib import training
+
+
+def _blobs(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 2)) + 3.0 * y[:, None]
+    return x.astype(np.float32), y
+
+
+def test_to_tensor_dtypes():
+    assert training.to_tensor(np.zeros(3)).dtype == torch.float32
+    assert training.to_tensor(np.zeros(3, dtype=np.int32)).dtype == torch.int64
+    assert training.to_tensor(np.zeros(3, dtype=np.uint8)).dtype == torch.uint8
+    t = torch.ones(2)
+    assert (
+        training.to_tensor(t) is t and training.to_tensor(t, torch.float64).dtype == torch.float64
+    )
+
+
+def test_make_loader_is_reproducible_and_checks_lengths():
+    x, y = _blobs()
+    first = [yb for _, yb in training.make_loader(x, y, batch_size=50, seed=1)]
+    again = [yb for _, yb in training.make_loader(x, y, batch_size=50, seed=1)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    with pytest.raises(ValueError, match="must match"):
+        training.make_loader(x, y[:5])
+
+
+def test_fit_learns_and_records_history():
+    x, y = _blobs()
+    torch.manual_seed(0)
+    model = nn.Linear(2, 2)
+    snaps = training.WeightSnapshots()
+    history = training.fit(
+        model,
+        (x, y),
+        epochs=5,
+        lr=0.05,
+        batch_size=16,
+        val=(x, y),
+        callbacks=[snaps],
+        progress=False,
+        device="cpu",
+    )
+    assert history.epochs == 5 and len(history.val_accuracy) == 5
+    assert history.loss[-1] < history.loss[0] and history.val_accuracy[-1] > 0.9
+    assert len(snaps.snapshots) == 6  # initial state + one per epoch
+    assert not torch.equal(snaps.snapshots[0]["weight"], snaps.snapshots[-1]["weight"])
+    assert torch.equal(snaps.snapshots[-1]["weight"], model.weight.detach())
+    assert set(history.as_dict()) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert history.seconds > 0
+
+
+def test_fit_regression_with_custom_optimizer_and_clipping():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(100, 3)).astype(np.float32)
+    y = (x @ np.array([1.0, -1.0, 2.0], dtype=np.float32))[:, None]
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    history = training.fit(
+        model,
+        (x, y),
+        epochs=30,
+        optimizer=opt,
+        loss_fn=nn.MSELoss(),
+        grad_clip=1.0,
+        batch_size=10,
+        progress=False,
+        device="cpu",
+    )
+    assert history.accuracy == [] and history.loss[-1] < 1e-3
+    assert training.evaluate(model, (x, y), nn.MSELoss()).keys() == {"loss"}
+
+
+def test_fit_applies_transform_and_scheduler():
+    x, y = _blobs(40)
+    seen = []
+
+    def transform(xb):
+        seen.append(len(xb))
+        return xb
+
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    training.fit(
+        model,
+        (x, y),
+        epochs=2,
+        optimizer=opt,
+        scheduler=sched,
+        transform=transform,
+        batch_size=16,
+        progress=False,
+        device="cpu",
+    )
+    assert sum(seen) == 80 and opt.param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_fit_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        training.fit(nn.Linear(2, 2), _blobs(), epochs=-1, progress=False)
+    with pytest.raises(TypeError, match="DataLoader"):
+        training.fit(nn.Linear(2, 2), [1, 2, 3], epochs=1, progress=False)
+
+
+def test_evaluate_and_predict_keep_the_mode():
+    x, y = _blobs(30)
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    model.train()
+    out = training.predict(model, x, batch_size=7)
+    assert out.shape == (30, 2) and model.training
+    assert torch.allclose(out, training.predict(model, x))  # dropout off: deterministic
+    metrics = training.evaluate(model, (x, y))
+    assert 0 <= metrics["accuracy"] <= 1 and model.training
+    with pytest.raises(ValueError, match="no data"):
+        training.evaluate(model, (x[:0], y[:0]))
+
+
+def test_snapshots_of_selected_parameters_and_clone():
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    snaps = training.WeightSnapshots(names=["1.weight"])
+    snaps.capture(model)
+    assert list(snaps.snapshots[0]) == ["1.weight"]
+    copy = training.clone(model)
+    assert copy is not model and torch.equal(copy[0].weight, model[0].weight)
+    assert copy[0].weight.data_ptr() != model[0].weight.data_ptr()

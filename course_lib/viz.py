@@ -30,13 +30,12 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] | None = No
     return plt.subplots(nrows, ncols, figsize=size, squeeze=False, **kw)
 
 
-def show(fig: Figure) -> Figure:
-    """Display ``fig`` once in a notebook and release it from pyplot; returns it."""
+def show(fig: Figure) -> None:
+    """Display ``fig`` once in a notebook and release it from pyplot."""
     from IPython.display import display
 
     plt.close(fig)
     display(fig)
-    return fig
 
 
 def plot_history(history, title: str | None = None) -> Figure:

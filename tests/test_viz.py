@@ -25,7 +25,7 @@ def test_plot_history_with_and_without_accuracy():
         loss=[1.0, 0.5], accuracy=[0.5, 0.8], val_loss=[1.1, 0.7], val_accuracy=[0.4, 0.7]
     )
     fig = viz.plot_history(h, title="run")
-    assert len(fig.axes) == 2 and fig._suptitle.get_text() == "run"
+    assert len(fig.axes) == 2 and fig.get_suptitle() == "run"
     assert len(fig.axes[0].lines) == 2
     fig = viz.plot_history({"loss": [3.0, 2.0, 1.0]})
     assert len(fig.axes) == 1 and fig.axes[0].lines[0].get_ydata().tolist() == [3.0, 2.0, 1.0]
@@ -67,5 +67,5 @@ def test_show_displays_and_closes(monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
     fig, _ = viz.figure()
-    assert viz.show(fig) is fig and shown == [fig]
+    assert viz.show(fig) is None and shown == [fig]
     assert fig.number not in plt.get_fignums()

@@ -1,0 +1,409 @@
+"""Notebook 02: weight initialisation.
+
+Why weights cannot start equal (symmetry), and how the scale of the initial
+weights decides whether signals and gradients survive a deep network:
+constant, small N(0, 0.01^2), large N(0, 1), Xavier/Glorot (Glorot and Bengio
+2010) and Kaiming/He (He et al. 2015), written from scratch and compared with
+``torch.nn.init``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from . import exercises, training, viz
+
+__all__ = [
+    "ACTIVATIONS",
+    "SCHEMES",
+    "DepthStats",
+    "deep_mlp",
+    "depth_stats",
+    "fans",
+    "histogram_figure",
+    "init_",
+    "kaiming_std",
+    "scheme_std",
+    "stats_figure",
+    "symmetry_experiment",
+    "train_under_schemes",
+    "training_figure",
+    "xavier_std",
+]
+
+#: Initialisation schemes of the notebook, with a short description.
+SCHEMES = {
+    "zeros": "all weights 0",
+    "constant": "all weights 0.05",
+    "small": "N(0, 0.01²)",
+    "large": "N(0, 1)",
+    "xavier": "Xavier/Glorot: N(0, 2/(fan_in+fan_out))",
+    "kaiming": "Kaiming/He: N(0, 2/fan_in)",
+}
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
+
+
+# --------------------------------------------------------------------------- from scratch
+
+
+def fans(shape: Sequence[int]) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight of ``shape``: ``(out, in)`` or ``(out, in, *kernel)``.
+
+    A convolution kernel's receptive field multiplies both: every output unit
+    sees ``in * kh * kw`` inputs and every input feeds ``out * kh * kw`` outputs.
+    """
+    if len(shape) < 2:
+        raise ValueError(
+            f"fan-in and fan-out need a weight with 2+ dimensions, got shape {tuple(shape)}"
+        )
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def xavier_std(fan_in: int, fan_out: int, gain: float = 1.0) -> float:
+    """Glorot and Bengio's standard deviation ``gain * sqrt(2 / (fan_in + fan_out))``."""
+    return gain * math.sqrt(2.0 / (fan_in + fan_out))
+
+
+def kaiming_std(fan_in: int, gain: float = math.sqrt(2.0)) -> float:
+    """He et al.'s standard deviation ``gain / sqrt(fan_in)`` (gain sqrt(2) for ReLU)."""
+    return gain / math.sqrt(fan_in)
+
+
+def scheme_std(scheme: str, shape: Sequence[int]) -> float:
+    """Standard deviation of the random schemes (``small``, ``large``, ``xavier``, ``kaiming``)."""
+    fan_in, fan_out = fans(shape)
+    stds = {
+        "small": 0.01,
+        "large": 1.0,
+        "xavier": xavier_std(fan_in, fan_out),
+        "kaiming": kaiming_std(fan_in),
+    }
+    if scheme not in stds:
+        raise ValueError(f"scheme {scheme!r} is not random; choose one of {sorted(stds)}")
+    return stds[scheme]
+
+
+def init_(weight: torch.Tensor, scheme: str, gain: float = 1.0, generator=None) -> torch.Tensor:
+    """Fill ``weight`` in place according to ``scheme`` (see :data:`SCHEMES`), times ``gain``."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown scheme {scheme!r}; choose one of {list(SCHEMES)}")
+    with torch.no_grad():
+        if scheme == "zeros":
+            return weight.zero_()
+        if scheme == "constant":
+            return weight.fill_(0.05 * gain)
+        return weight.normal_(0.0, gain * scheme_std(scheme, weight.shape), generator=generator)
+
+
+# --------------------------------------------------------------------------- deep networks
+
+
+def deep_mlp(
+    depth: int,
+    width: int = 256,
+    activation: str = "relu",
+    scheme: str = "kaiming",
+    gain: float = 1.0,
+    n_in: int | None = None,
+    n_out: int | None = None,
+    seed: int = 0,
+) -> nn.Sequential:
+    """``depth`` Linear layers (zero biases) each followed by ``activation``.
+
+    ``n_in``/``n_out`` set the input and output sizes (default ``width``);
+    the last layer has no activation when ``n_out`` is given (it produces logits).
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {list(ACTIVATIONS)}")
+    generator = torch.Generator().manual_seed(seed)
+    sizes = [n_in or width] + [width] * (depth - 1) + [n_out or width]
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        init_(linear.weight, scheme, gain, generator)
+        nn.init.zeros_(linear.bias)
+        layers.append(linear)
+        if not (n_out is not None and i == depth - 1):
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class DepthStats:
+    """Per-layer statistics of one forward and backward pass (index 0 = first layer)."""
+
+    preactivation_var: np.ndarray  # variance of each Linear layer's output (before the activation)
+    activation_std: np.ndarray  # std of each layer's output after the activation
+    gradient_std: np.ndarray  # std of the loss gradient w.r.t. each layer's weight
+    saturated: np.ndarray  # fraction of units with |output| > 0.99 (meaningful for tanh)
+    activations: list[np.ndarray]  # a sample of each layer's outputs, for histograms
+
+    def ratio(self, which: str = "preactivation") -> float:
+        """Last layer's value divided by the first layer's.
+
+        ``which`` is ``"preactivation"`` (variance), ``"activation"`` (std) or ``"gradient"`` (std).
+        """
+        values = {
+            "preactivation": self.preactivation_var,
+            "activation": self.activation_std,
+            "gradient": self.gradient_std,
+        }[which]
+        return float(values[-1] / values[0]) if values[0] > 0 else float("nan")
+
+
+def depth_stats(
+    depth: int = 50,
+    activation: str = "relu",
+    scheme: str = "kaiming",
+    gain: float = 1.0,
+    width: int = 256,
+    batch: int = 256,
+    seed: int = 0,
+) -> DepthStats:
+    """Push a batch of N(0, 1) inputs through a deep MLP and back; record per-layer statistics.
+
+    Runs in float64 so that exploding values stay finite long enough to be measured.
+    The loss is the mean squared output against a random target.
+    """
+    torch.manual_seed(seed)
+    model = deep_mlp(depth, width, activation, scheme, gain, seed=seed).double()
+    x = torch.randn(batch, width, dtype=torch.float64)
+    pre, outputs = [], []
+    h = x
+    for module in model:
+        h = module(h)
+        (pre if isinstance(module, nn.Linear) else outputs).append(h)
+    loss = ((h - torch.randn_like(h)) ** 2).mean()
+    loss.backward()
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        pre_var = np.array([p.var().item() for p in pre])
+        act_std = np.array([o.std().item() for o in outputs])
+        grad_std = np.array([m.weight.grad.std().item() for m in linears])
+        saturated = np.array([(o.abs() > 0.99).double().mean().item() for o in outputs])
+        sample = [o[:64].flatten().numpy().copy() for o in outputs]
+    return DepthStats(pre_var, act_std, grad_std, saturated, sample)
+
+
+def stats_figure(
+    scheme: str = "kaiming", activation: str = "relu", depth: int = 50, gain: float = 1.0
+) -> Figure:
+    """Pre-activation variance and weight-gradient std per layer (log scale).
+
+    The title gives the variance ratio between the last and the first layer.
+    """
+    stats = depth_stats(depth, activation, scheme, gain)
+    layers = np.arange(1, depth + 1)
+    fig, axes = viz.figure(1, 2, size=(10, 3.6))
+    for ax, values, label in (
+        (axes[0, 0], stats.preactivation_var, "pre-activation variance"),
+        (axes[0, 1], stats.gradient_std, "weight-gradient std"),
+    ):
+        shown = np.where(values > 0, values, np.nan)
+        ax.semilogy(layers, shown, "o-", ms=3)
+        ax.set_xlabel("layer")
+        ax.set_ylabel(label)
+    fig.suptitle(
+        f"{activation}, {scheme} init × {gain:.2f}, {depth} layers: "
+        f"variance last/first = {stats.ratio():.3g}"
+    )
+    fig.tight_layout()
+    return fig
+
+
+def histogram_figure(
+    scheme: str = "kaiming",
+    activation: str = "relu",
+    depth: int = 50,
+    layers: Sequence[int] = (1, 10, 25, 50),
+) -> Figure:
+    """Histograms of the activations of a few layers (1-based layer numbers)."""
+    stats = depth_stats(depth, activation, scheme)
+    chosen = {f"layer {k}": stats.activations[k - 1] for k in layers if 1 <= k <= depth}
+    return viz.histograms(
+        chosen, bins=50, title=f"{activation}, {scheme} init: activations", ncols=len(chosen)
+    )
+
+
+# --------------------------------------------------------------------------- symmetry
+
+
+def symmetry_experiment(
+    scheme: str = "constant", hidden: int = 16, epochs: int = 20, seed: int = 0
+) -> dict:
+    """Train a one-hidden-layer tanh MLP on scikit-learn's digits from ``scheme``.
+
+    Returns the hidden layer's weights before and after training, the largest
+    difference between any two hidden units' incoming weights, and the test accuracy.
+    """
+    from . import data
+
+    digits = data.load_sklearn("digits")
+    x = digits.x / 16.0
+    idx = np.random.default_rng(seed).permutation(len(x))
+    train, test = idx[:1400], idx[1400:]
+    model = deep_mlp(2, hidden, "tanh", scheme, n_in=64, n_out=10, seed=seed)
+    before = model[0].weight.detach().clone()
+    history = training.fit(
+        model,
+        (x[train], digits.y[train]),
+        epochs=epochs,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        val=(x[test], digits.y[test]),
+        batch_size=64,
+        device="cpu",
+        progress=False,
+        seed=seed,
+    )
+    after = model[0].weight.detach()
+    spread = (after - after[0]).abs().max().item()
+    return {
+        "before": before,
+        "after": after.clone(),
+        "unit_spread": spread,
+        "accuracy": history.val_accuracy[-1],
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+
+def train_under_schemes(
+    schemes: Sequence[str],
+    activation: str = "relu",
+    depth: int = 8,
+    width: int = 128,
+    n_train: int | None = 4000,
+    epochs: int = 3,
+    lr: float = 0.01,
+    seed: int = 0,
+) -> dict[str, training.History]:
+    """Train the same deep MLP on MNIST from each initialisation scheme (plain SGD with momentum)."""
+    from . import data
+
+    train = data.load_mnist("train", n=n_train, seed=seed)
+    test = data.load_mnist("test", n=2000, seed=seed)
+    xs = [(d.x.reshape(len(d), -1) / 255.0).astype(np.float32) for d in (train, test)]
+    histories = {}
+    for scheme in schemes:
+        model = deep_mlp(depth, width, activation, scheme, n_in=784, n_out=10, seed=seed)
+        histories[scheme] = training.fit(
+            model,
+            (xs[0], train.y),
+            epochs=epochs,
+            optimizer=torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9),
+            val=(xs[1], test.y),
+            batch_size=64,
+            device="cpu",
+            progress=False,
+            seed=seed,
+        )
+    return histories
+
+
+def training_figure(histories: dict[str, training.History], title: str = "") -> Figure:
+    """Training loss and test accuracy per epoch for each scheme."""
+    fig, axes = viz.figure(1, 2, size=(10, 3.6))
+    for scheme, h in histories.items():
+        epochs = np.arange(1, h.epochs + 1)
+        loss = np.where(np.isfinite(h.loss), h.loss, np.nan)
+        axes[0, 0].plot(epochs, loss, "o-", ms=3, label=scheme)
+        axes[0, 1].plot(epochs, h.val_accuracy, "o-", ms=3, label=scheme)
+    axes[0, 0].set(xlabel="epoch", ylabel="training loss", yscale="log")
+    axes[0, 1].set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
+    axes[0, 1].legend(fontsize=8)
+    best = max(histories, key=lambda s: histories[s].val_accuracy[-1])
+    fig.suptitle(title or f"best: {best} at {histories[best].val_accuracy[-1]:.1%} test accuracy")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+def _solution_xavier(fan_in, fan_out):
+    return math.sqrt(2.0 / (fan_in + fan_out))
+
+
+@exercises.register(
+    "02.1",
+    title="Xavier/Glorot standard deviation",
+    hint="Glorot and Bengio average the fan-in and fan-out: Var(w) = 2 / (fan_in + fan_out); "
+    "return the square root.",
+    solution=_solution_xavier,
+)
+def _check_xavier(answer):
+    for fan_in, fan_out in ((256, 256), (784, 100), (3, 10)):
+        got = exercises.call(answer, fan_in, fan_out)
+        expected = _solution_xavier(fan_in, fan_out)
+        problem = exercises.compare(got, expected, name=f"your std for fans ({fan_in}, {fan_out})")
+        if problem:
+            if np.isclose(float(np.ravel(got)[0]), expected**2):
+                return "you returned the variance: take its square root."
+            if np.isclose(float(np.ravel(got)[0]), math.sqrt(1.0 / fan_in)):
+                return "that is LeCun's 1/sqrt(fan_in): Xavier uses both fans."
+            return problem
+    return None
+
+
+def _solution_kaiming(fan_in):
+    return math.sqrt(2.0 / fan_in)
+
+
+@exercises.register(
+    "02.2",
+    title="Kaiming/He standard deviation for ReLU",
+    hint="ReLU zeroes half of its inputs, halving the variance; He et al. double the "
+    "weight variance to compensate: Var(w) = 2 / fan_in.",
+    solution=_solution_kaiming,
+)
+def _check_kaiming(answer):
+    for fan_in in (256, 784, 9):
+        got = exercises.call(answer, fan_in)
+        expected = _solution_kaiming(fan_in)
+        problem = exercises.compare(got, expected, name=f"your std for fan_in={fan_in}")
+        if problem:
+            if np.isclose(float(np.ravel(got)[0]), math.sqrt(1.0 / fan_in)):
+                return "you left out the factor 2 that compensates for ReLU zeroing half the units."
+            return problem
+    return None
+
+
+def _solution_fans(shape):
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+@exercises.register(
+    "02.3",
+    title="fan-in and fan-out of a convolution",
+    hint="A conv weight has shape (out_channels, in_channels, kh, kw); each output sees "
+    "in_channels * kh * kw inputs, each input feeds out_channels * kh * kw outputs.",
+    solution=_solution_fans,
+)
+def _check_fans(answer):
+    for shape in ((64, 3, 3, 3), (128, 64, 5, 5), (10, 784)):
+        got = exercises.call(answer, shape)
+        expected = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
+        if not (isinstance(got, tuple | list) and len(got) == 2):
+            return "return a pair (fan_in, fan_out)."
+        if tuple(int(v) for v in got) != tuple(expected):
+            if tuple(int(v) for v in got) == (shape[1], shape[0]):
+                return f"for shape {shape} you forgot the kernel size (receptive field)."
+            if tuple(int(v) for v in got) == tuple(expected)[::-1]:
+                return (
+                    f"for shape {shape} fan_in and fan_out are swapped: dimension 1 is the input."
+                )
+            return f"for shape {shape} you got {tuple(got)}, expected {tuple(expected)}."
+    return None

@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Parallel workers for the test suite (notebooks stay whole: --dist loadfile).
+# Parallel workers for the test suite (notebooks stay whole: --dist loadfile), and
+# threads per worker: one each, so that two workers do not fight over two cores.
 WORKERS ?= 2
+THREADS ?= 1
 PYTEST_ARGS ?=
 
 .PHONY: lab test lint format clean-venv
@@ -22,7 +24,7 @@ lab: $(STAMP)
 
 ## test: the whole test suite in fast mode (unit tests and every notebook through nbval)
 test: $(STAMP)
-	COURSE_FAST=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile \
+	COURSE_FAST=1 OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 		--durations=0 --durations-min=1.0 $(PYTEST_ARGS)
 	$(BIN)/ruff check .

@@ -50,6 +50,23 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+_NOTEBOOK_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Add up the time of every cell of each notebook run by nbval."""
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _NOTEBOOK_SECONDS[path] = _NOTEBOOK_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _NOTEBOOK_SECONDS:
+        terminalreporter.section("notebook run times (all cells, kernel start included)")
+        for path, seconds in sorted(_NOTEBOOK_SECONDS.items()):
+            terminalreporter.write_line(f"{seconds:6.1f} s  {path}")
+
+
 def data_dir_or_skip() -> Path:
     """The real dataset samples, when the machine has them (CI and developers do)."""
     value = os.environ.get("COURSE_DATA_DIR")

@@ -1,0 +1,629 @@
+"""Notebook 10 · Feature importance: what the weights do and do not tell you.
+
+Four ways to ask "which input matters most?", compared on data whose true
+effects we know, then on real data:
+
+* **raw coefficients** ``w_j`` of a linear model: the change of the prediction
+  per *unit* of feature ``j``, so they depend on the units;
+* **standardised coefficients** ``w_j * std(x_j)``: the change per standard
+  deviation, unit-free;
+* **permutation importance** (Breiman 2001): how much the test score drops when
+  column ``j`` is shuffled, breaking its link to the target
+  (``sklearn.inspection.permutation_importance``);
+* **gradient x input**: ``(x_j - baseline_j) * df/dx_j`` per example, from
+  autograd; for a linear model it is ``w_j * (x_j - baseline_j)``.
+
+Two pitfalls are built into the synthetic data: features measured in different
+units (the *scale* pitfall of raw weights) and near-duplicate features (the
+*correlation* pitfall, where the weight is split arbitrarily between the copies
+and each copy's permutation importance collapses).
+
+Importance scores here are *larger = more important*: absolute values for
+coefficients and mean absolute values for gradient x input.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from . import exercises, viz
+from .data import load_sklearn
+
+__all__ = [
+    "SCALE_FEATURES",
+    "bootstrap_coefficients",
+    "correlated_experiment",
+    "correlation_figure",
+    "diabetes_importances",
+    "gradient_x_input",
+    "importance_table",
+    "linear_to_torch",
+    "make_correlated_data",
+    "make_scale_data",
+    "mlp_to_torch",
+    "permutation_scores",
+    "ranking",
+    "ranking_figure",
+    "scale_figure",
+    "spearman",
+    "standardized_coefficients",
+]
+
+
+# --------------------------------------------------------------------------- importance measures
+
+
+def standardized_coefficients(coef, X) -> np.ndarray:
+    """Coefficients per standard deviation of each feature: ``coef * X.std(axis=0)``.
+
+    Rescaling a feature (grams instead of kilograms) divides its raw
+    coefficient by the same factor it multiplies its standard deviation with,
+    so the product does not change.
+    """
+    return np.asarray(coef, dtype=np.float64) * np.asarray(X, dtype=np.float64).std(axis=0)
+
+
+def gradient_x_input(model: nn.Module, X, baseline=None) -> np.ndarray:
+    """Gradient x input attributions ``(x - baseline) * d model(x) / dx`` for every example.
+
+    Computed from scratch with autograd: the inputs get ``requires_grad``, the
+    summed output is back-propagated (each example's output depends only on
+    its own input, so the sum gives every per-example gradient at once), and
+    the gradient is multiplied by the input minus ``baseline`` (default 0, the
+    plain "gradient x input"; pass the training mean to measure from an
+    average example). ``model`` must map ``(n, p)`` to ``(n,)`` or ``(n, 1)``.
+    Returns an ``(n, p)`` array.
+    """
+    param = next(model.parameters(), None)
+    dtype = param.dtype if param is not None else torch.float64
+    device = param.device if param is not None else torch.device("cpu")
+    x = torch.as_tensor(np.asarray(X), dtype=dtype, device=device).clone().requires_grad_(True)
+    out = model(x)
+    if out.ndim == 2 and out.shape[1] != 1:
+        raise ValueError(f"model must have one output per example, got shape {tuple(out.shape)}")
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    ref = 0.0 if baseline is None else torch.as_tensor(np.asarray(baseline), dtype=dtype)
+    return ((x.detach() - ref) * grad).cpu().numpy()
+
+
+def linear_to_torch(coef, intercept: float = 0.0) -> nn.Linear:
+    """An ``nn.Linear(p, 1)`` (float64) holding a fitted linear model's weights."""
+    coef = np.asarray(coef, dtype=np.float64).ravel()
+    layer = nn.Linear(len(coef), 1).to(torch.float64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.from_numpy(coef)[None, :])
+        layer.bias.fill_(float(intercept))
+    return layer
+
+
+def mlp_to_torch(mlp) -> nn.Sequential:
+    """A PyTorch copy of a fitted scikit-learn ``MLPRegressor`` (ReLU, float64).
+
+    scikit-learn stores layer ``i`` as ``coefs_[i]`` of shape ``(in, out)`` and
+    ``intercepts_[i]``; ``nn.Linear`` stores ``weight`` as ``(out, in)``, hence
+    the transpose. The weights *are* the model: the copy predicts the same.
+    """
+    if getattr(mlp, "activation", "relu") != "relu":
+        raise ValueError(f"only ReLU networks are supported, got {mlp.activation!r}")
+    layers: list[nn.Module] = []
+    for i, (W, b) in enumerate(zip(mlp.coefs_, mlp.intercepts_, strict=True)):
+        layer = nn.Linear(W.shape[0], W.shape[1]).to(torch.float64)
+        with torch.no_grad():
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+            layer.bias.copy_(torch.from_numpy(b))
+        layers.append(layer)
+        if i < len(mlp.coefs_) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def permutation_scores(model, X, y, n_repeats: int = 20, seed: int = 0) -> dict:
+    """``sklearn.inspection.permutation_importance`` with the model's own score (R^2 here).
+
+    Returns ``mean`` and ``std`` over the ``n_repeats`` shuffles, one per
+    feature: the drop in R^2 when that column is shuffled.
+    """
+    from sklearn.inspection import permutation_importance
+
+    result = permutation_importance(model, X, y, n_repeats=n_repeats, random_state=seed)
+    return {"mean": result.importances_mean, "std": result.importances_std}
+
+
+def ranking(scores) -> np.ndarray:
+    """Feature indices from most to least important (``scores``: larger = more important)."""
+    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation of two importance vectors (1 = same ranking, -1 = reversed)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(np.asarray(a), np.asarray(b)).statistic)
+
+
+def importance_table(model, X_train, X_test, y_test, n_repeats: int = 20, seed: int = 0) -> dict:
+    """The four importance scores of a fitted linear scikit-learn model, one array each.
+
+    * ``raw``: ``|coef|``;
+    * ``standardized``: ``|coef * std(X_train)|``;
+    * ``permutation``: mean drop of test R^2 when a column is shuffled;
+    * ``grad_x_input``: mean ``|gradient x input|`` over the test set, computed
+      by autograd through the model copied into PyTorch, with baseline 0;
+    * ``grad_x_input_centred``: the same with the training mean as baseline.
+    """
+    coef = np.asarray(model.coef_, dtype=np.float64).ravel()
+    torch_model = linear_to_torch(coef, float(np.ravel(model.intercept_)[0]))
+    return {
+        "raw": np.abs(coef),
+        "standardized": np.abs(standardized_coefficients(coef, X_train)),
+        "permutation": permutation_scores(model, X_test, y_test, n_repeats, seed)["mean"],
+        "grad_x_input": np.abs(gradient_x_input(torch_model, X_test)).mean(axis=0),
+        "grad_x_input_centred": np.abs(
+            gradient_x_input(torch_model, X_test, baseline=np.mean(X_train, axis=0))
+        ).mean(axis=0),
+    }
+
+
+_METHOD_LABELS = {
+    "true": "true effect",
+    "raw": "|raw coefficient|",
+    "standardized": "|standardised coef.|",
+    "permutation": "permutation importance",
+    "grad_x_input": "|grad x input|",
+    "grad_x_input_centred": "|grad x (input - mean)|",
+}
+
+
+def ranking_figure(table: dict, names, title: str = "", reference: str | None = None) -> Figure:
+    """One bar panel per importance method, each scaled to its largest value.
+
+    With ``reference`` (a key of ``table``), each panel's title gives the
+    Spearman rank correlation with that method.
+    """
+    methods = list(table)
+    fig, axes = viz.figure(
+        1, len(methods), size=(min(2.3 * len(methods) + 1.2, 15.0), 3.6), sharey=True
+    )
+    y = np.arange(len(names))
+    for ax, method in zip(axes[0], methods, strict=True):
+        scores = np.asarray(table[method], dtype=np.float64)
+        top = np.max(np.abs(scores)) or 1.0
+        best = ranking(scores)[0]
+        colors = ["tab:orange" if i == best else "tab:blue" for i in range(len(scores))]
+        ax.barh(y, scores / top, color=colors)
+        label = _METHOD_LABELS.get(method, method)
+        if reference is not None and method != reference:
+            label += f"\n\u03c1 vs {reference} = {spearman(scores, table[reference]):.2f}"
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("share of largest")
+    axes[0, 0].set_yticks(y, list(names))
+    axes[0, 0].invert_yaxis()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- pitfall 1: units
+
+#: Features of the scale experiment: name, unit, std in that unit, mean, true effect per std.
+SCALE_FEATURES = (
+    ("mass", "g", 1000.0, 5000.0, 3.0),
+    ("temperature", "K", 1.0, 293.0, 2.0),
+    ("pressure", "bar", 1.0, 0.0, 1.0),
+    ("distance", "km", 0.01, 0.05, 0.5),
+    ("noise", "", 1.0, 0.0, 0.0),
+)
+
+
+def make_scale_data(n: int = 1000, noise: float = 1.0, seed: int = 0, mass_std=None) -> dict:
+    """Synthetic regression whose features are measured in very different units.
+
+    Each feature is ``mean + std * z`` with ``z`` standard normal, and
+    ``y = sum_j effect_j * z_j + noise * eps``: ``effect_j`` is the true effect
+    of a one-standard-deviation change (see :data:`SCALE_FEATURES`; the last
+    feature has none). ``mass_std`` overrides the spread of the mass column
+    (its unit). Returns ``X``, ``y``, ``true_effect``, ``names``, ``units``.
+    """
+    rng = np.random.default_rng(seed)
+    names = [f[0] for f in SCALE_FEATURES]
+    stds = np.array([f[2] for f in SCALE_FEATURES])
+    if mass_std is not None:
+        stds[0] = float(mass_std)
+    means = np.array([f[3] for f in SCALE_FEATURES])
+    effects = np.array([f[4] for f in SCALE_FEATURES])
+    Z = rng.standard_normal((n, len(names)))
+    y = Z @ effects + noise * rng.standard_normal(n)
+    return {
+        "X": means + stds * Z,
+        "y": y,
+        "true_effect": effects,
+        "names": names,
+        "units": [f[1] for f in SCALE_FEATURES],
+    }
+
+
+@lru_cache(maxsize=1)
+def _scale_test_set():
+    return make_scale_data(n=2000, seed=1)
+
+
+def scale_figure(mass_unit: float = 1.0) -> Figure:
+    """Slider figure: measure the *mass* feature in a different unit and refit.
+
+    ``mass_unit`` is the size of the unit in grams (1 = grams, 1000 =
+    kilograms, 0.001 = milligrams). Only the unit changes: the data, the true
+    effect and the predictions do not. Panels: raw |coefficient|, standardised
+    |coefficient| and permutation importance of the five features; the title
+    gives where each method ranks *mass* (truly the most important).
+    """
+    from sklearn.linear_model import LinearRegression
+
+    data = make_scale_data(n=1000, seed=0)
+    test = _scale_test_set()
+    X, X_test = data["X"].copy(), test["X"].copy()
+    X[:, 0] /= mass_unit
+    X_test[:, 0] /= mass_unit
+    # tol=0: scikit-learn >= 1.9 would otherwise drop directions whose singular value is
+    # below 1e-6 of the largest, which tiny units (mg) trigger
+    model = LinearRegression(tol=0).fit(X, data["y"])
+    table = {
+        "raw": np.abs(model.coef_),
+        "standardized": np.abs(standardized_coefficients(model.coef_, X)),
+        "permutation": permutation_scores(model, X_test, test["y"], n_repeats=5)["mean"],
+    }
+    rank = {k: int(np.where(ranking(v) == 0)[0][0]) + 1 for k, v in table.items()}
+    unit = _unit_name(mass_unit)
+    units = [unit, *data["units"][1:]]
+    labels = [f"{n} [{u}]" if u else n for n, u in zip(data["names"], units, strict=True)]
+    fig = ranking_figure(table, labels)
+    fig.suptitle(
+        f"mass in {unit}: raw coef {model.coef_[0]:.3g} per {unit}; rank of mass (truly 1st): "
+        f"raw {rank['raw']}, standardised {rank['standardized']}, permutation {rank['permutation']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _unit_name(grams: float) -> str:
+    named = {1e-3: "mg", 1.0: "g", 1e3: "kg", 1e6: "t"}
+    for value, name in named.items():
+        if math.isclose(grams, value, rel_tol=1e-6):
+            return name
+    return f"{grams:.3g} g"
+
+
+# --------------------------------------------------------------------------- pitfall 2: copies
+
+
+def make_correlated_data(
+    rho: float = 0.99, n: int = 500, noise: float = 1.0, seed: int = 0, with_copy: bool = True
+) -> dict:
+    """One quantity measured twice, plus an independent feature.
+
+    A hidden quantity ``z`` drives the target, ``y = 2 z + 1.5 x3 + noise``.
+    It is observed through two measurements ``x1`` and ``x2`` (say two sensors)
+    with correlation ``rho``: ``x_i = sqrt(rho) z + sqrt(1 - rho) e_i``, unit
+    variance each. ``x3`` is independent. With ``with_copy=False`` only ``x1``
+    and ``x3`` are kept. Returns ``X``, ``y``, ``names`` and ``true_effect``
+    (the effect of ``z`` and of ``x3``).
+    """
+    if not 0.0 < rho < 1.0:
+        raise ValueError(f"rho must lie in (0, 1), got {rho}")
+    rng = np.random.default_rng(seed)
+    z, e1, e2, x3, eps = rng.standard_normal((5, n))
+    x1 = math.sqrt(rho) * z + math.sqrt(1.0 - rho) * e1
+    x2 = math.sqrt(rho) * z + math.sqrt(1.0 - rho) * e2
+    y = 2.0 * z + 1.5 * x3 + noise * eps
+    if with_copy:
+        X, names = np.column_stack([x1, x2, x3]), ["x1", "x2 (copy)", "x3"]
+    else:
+        X, names = np.column_stack([x1, x3]), ["x1", "x3"]
+    return {"X": X, "y": y, "names": names, "true_effect": {"z": 2.0, "x3": 1.5}, "rho": rho}
+
+
+def bootstrap_coefficients(X, y, n_boot: int = 100, seed: int = 0, alpha: float = 0.0):
+    """Least-squares (``alpha=0``) or ridge coefficients refitted on ``n_boot`` bootstrap resamples.
+
+    The spread of a coefficient over resamples shows how much the data pins it
+    down. Returns an ``(n_boot, p)`` array.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n, p = X.shape
+    out = np.empty((n_boot, p))
+    for b in range(n_boot):
+        i = rng.integers(0, n, n)
+        Xc = X[i] - X[i].mean(axis=0)
+        yc = y[i] - y[i].mean()
+        out[b] = np.linalg.solve(Xc.T @ Xc + alpha * np.eye(p), Xc.T @ yc)
+    return out
+
+
+def correlated_experiment(
+    rho: float = 0.99, n: int = 500, n_boot: int = 100, n_repeats: int = 20, seed: int = 0
+) -> dict:
+    """The correlation pitfall in numbers, with and without the second measurement ``x2``.
+
+    Fits least squares on ``n`` training examples, measures permutation
+    importance (drop in R^2) on ``n`` test examples, and refits on bootstrap
+    resamples of the training set. Returns, for ``"alone"`` (``x1``, ``x3``)
+    and ``"with_copy"`` (``x1``, ``x2``, ``x3``): ``coef``, ``perm`` (mean
+    importances), ``boot`` (bootstrap coefficients), ``r2`` (test R^2) and
+    ``names``; also ``ridge_coef`` (ridge, alpha=10, with the copy).
+    """
+    from sklearn.linear_model import LinearRegression, Ridge
+
+    out: dict = {"rho": rho}
+    for key, with_copy in (("alone", False), ("with_copy", True)):
+        data = make_correlated_data(rho, n=2 * n, seed=seed, with_copy=with_copy)
+        X_tr, X_te, y_tr, y_te = data["X"][:n], data["X"][n:], data["y"][:n], data["y"][n:]
+        model = LinearRegression().fit(X_tr, y_tr)
+        out[key] = {
+            "coef": model.coef_,
+            "perm": permutation_scores(model, X_te, y_te, n_repeats, seed)["mean"],
+            "boot": bootstrap_coefficients(X_tr, y_tr, n_boot, seed),
+            "r2": model.score(X_te, y_te),
+            "names": data["names"],
+        }
+        if with_copy:
+            out["ridge_coef"] = Ridge(alpha=10.0).fit(X_tr, y_tr).coef_
+    return out
+
+
+def correlation_figure(rho: float = 0.99) -> Figure:
+    """Slider figure: what a second measurement of the same quantity does to importances.
+
+    Left: least-squares coefficients of ``x1`` and ``x2`` over 60 bootstrap
+    resamples: as ``rho`` grows they spread along a line of constant sum (the
+    data pin down ``w1 + w2``, not the split). Right: permutation importance
+    of ``x1``, ``x2`` and ``x3`` with both measurements, next to ``x1``'s
+    importance when it is the only measurement. The title gives the share of
+    ``x1``'s importance that is left and whether ``x3`` (effect 1.5) now
+    outranks the measurements of ``z`` (effect 2).
+    """
+    res = correlated_experiment(rho, n=500, n_boot=60, n_repeats=5)
+    alone, dup = res["alone"], res["with_copy"]
+    fig, axes = viz.figure(1, 2, size=(11.0, 4.2))
+    ax = axes[0, 0]
+    total = dup["coef"][0] + dup["coef"][1]
+    ax.scatter(dup["boot"][:, 0], dup["boot"][:, 1], s=12, alpha=0.7, label="bootstrap refits")
+    ax.plot([-2, 4], [total + 2, total - 4], "k--", lw=1, label=f"w1 + w2 = {total:.2f}")
+    ax.set_xlim(-1.5, 3.5)
+    ax.set_ylim(-1.5, 3.5)
+    ax.set_aspect("equal")
+    ax.set_xlabel("coefficient of x1")
+    ax.set_ylabel("coefficient of x2 (copy)")
+    ax.legend(fontsize=8, loc="upper right")
+    ax = axes[0, 1]
+    labels = ["x1 alone", "x1", "x2 (copy)", "x3"]
+    values = [alone["perm"][0], *dup["perm"]]
+    ax.bar(labels, values, color=["tab:grey", "tab:blue", "tab:blue", "tab:green"])
+    ax.set_ylabel("permutation importance (drop in R\u00b2)")
+    ax.set_ylim(0, max(1.0, max(values) * 1.1))
+    share = dup["perm"][0] / alone["perm"][0]
+    outranks = dup["perm"][2] > dup["perm"][0]
+    fig.suptitle(
+        f"rho={rho:.3g}: x1 keeps {share:.0%} of its permutation importance; "
+        f"x3 (effect 1.5) {'outranks' if outranks else 'does not outrank'} x1 (measures z, effect 2)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- real data
+
+
+def diabetes_importances(
+    train_size: int = 300, seed: int = 0, n_repeats: int = 20, mlp_alpha: float = 30.0
+) -> dict:
+    """Feature importances on the diabetes data (442 patients, 10 features in raw units).
+
+    * A least-squares model on the raw features: :func:`importance_table`.
+    * The same data standardised, bootstrap coefficients (200 resamples) and
+      each feature's R^2 on its own (squared correlation with the target).
+    * A small MLP (32 ReLU units, L2 penalty ``mlp_alpha``, L-BFGS) on the
+      standardised features, copied into PyTorch for gradient x input, and its
+      permutation importance.
+
+    Returns a dict with ``names``, ``linear`` (the table), ``linear_r2``,
+    ``coef_std`` (signed standardised coefficients of the linear model),
+    ``boot`` (standardised bootstrap coefficients), ``single_r2``, ``mlp``
+    (``grad_x_input``, ``permutation``), ``mlp_r2`` and ``copy_error`` (largest
+    difference between the MLP's and its PyTorch copy's predictions).
+    """
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPRegressor
+
+    data = load_sklearn("diabetes", scaled=False)
+    X_tr, X_te, y_tr, y_te = train_test_split(
+        data.x, data.y, train_size=train_size, random_state=seed
+    )
+    linear = LinearRegression().fit(X_tr, y_tr)
+    table = importance_table(linear, X_tr, X_te, y_te, n_repeats=n_repeats, seed=seed)
+
+    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
+    S_tr, S_te = (X_tr - mean) / std, (X_te - mean) / std
+    boot = bootstrap_coefficients(S_tr, y_tr, n_boot=200, seed=seed)
+    single_r2 = np.array([np.corrcoef(S_tr[:, j], y_tr)[0, 1] ** 2 for j in range(S_tr.shape[1])])
+
+    y_mean, y_std = y_tr.mean(), y_tr.std()
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(32,), alpha=mlp_alpha, solver="lbfgs", max_iter=2000, random_state=0
+    ).fit(S_tr, (y_tr - y_mean) / y_std)
+    net = mlp_to_torch(mlp)
+    with torch.no_grad():
+        copy_error = float(
+            np.abs(net(torch.from_numpy(S_te)).numpy().ravel() - mlp.predict(S_te)).max()
+        )
+    mlp_table = {
+        "grad_x_input": np.abs(gradient_x_input(net, S_te)).mean(axis=0),
+        "permutation": permutation_scores(mlp, S_te, (y_te - y_mean) / y_std, n_repeats, seed)[
+            "mean"
+        ],
+    }
+    return {
+        "names": list(data.feature_names),
+        "linear": table,
+        "linear_r2": linear.score(X_te, y_te),
+        "coef_std": standardized_coefficients(linear.coef_, X_tr),
+        "boot": boot,
+        "single_r2": single_r2,
+        "mlp": mlp_table,
+        "mlp_r2": mlp.score(S_te, (y_te - y_mean) / y_std),
+        "copy_error": copy_error,
+        "raw_std": std,
+    }
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+def _as_array(value) -> np.ndarray | None:
+    """A float array from a learner's answer (tensor, array, number), or None if it is not one."""
+    try:
+        if torch.is_tensor(value):
+            value = value.detach().cpu().numpy()
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+
+
+_rng = np.random.default_rng(1010)
+_EX_X = _rng.standard_normal((50, 4)) * np.array([0.01, 1.0, 30.0, 500.0]) + np.array(
+    [0.0, 5.0, -3.0, 1000.0]
+)
+_EX_COEF = np.array([150.0, -2.0, 0.05, 0.004])
+
+
+def _solution_1(coef, X):
+    return coef * X.std(axis=0)
+
+
+@exercises.register(
+    "10.1",
+    title="standardised coefficients",
+    hint="A coefficient is 'per unit'; multiply it by the feature's standard deviation "
+    "(X.std(axis=0)) to get 'per standard deviation'.",
+    solution=_solution_1,
+)
+def _check_1(answer):
+    got = exercises.call(answer, _EX_COEF, _EX_X)
+    # rtol 2% accepts the sample std (ddof=1) as well as the population std (ddof=0)
+    problem = exercises.compare(
+        got, _solution_1(_EX_COEF, _EX_X), name="your standardised coefficients", rtol=0.02
+    )
+    if problem is None:
+        return None
+    arr = np.asarray(got, dtype=np.float64)
+    if arr.shape == _EX_COEF.shape:
+        if np.allclose(arr, _EX_COEF / _EX_X.std(axis=0), rtol=0.02):
+            return "you divided by the standard deviation: multiply instead (per unit x units per std)."
+        if np.allclose(arr, _EX_COEF * _EX_X.var(axis=0), rtol=0.02):
+            return "you used the variance: use the standard deviation (its square root)."
+        if np.allclose(arr, _EX_COEF * np.abs(_EX_X).mean(axis=0), rtol=0.02) or np.allclose(
+            arr, _EX_COEF * _EX_X.mean(axis=0), rtol=0.02
+        ):
+            return (
+                "you used the mean of the feature: its spread (std) is what matters, not its level."
+            )
+    return problem
+
+
+def _ex2_model() -> nn.Module:
+    torch.manual_seed(10)
+    return nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1)).to(torch.float64)
+
+
+_EX2_X = torch.from_numpy(np.random.default_rng(102).standard_normal((6, 3)) + 0.5)
+
+
+def _solution_2(model, x):
+    x = x.clone().requires_grad_(True)
+    model(x).sum().backward()  # each example's output depends only on its own input
+    return (x.grad * x).detach()
+
+
+@exercises.register(
+    "10.2",
+    title="gradient x input with autograd",
+    hint="x = x.clone().requires_grad_(True); model(x).sum().backward(); return x.grad * x "
+    "(one row per example).",
+    solution=_solution_2,
+)
+def _check_2(answer):
+    model = _ex2_model()
+    expected = _solution_2(_ex2_model(), _EX2_X)
+    got = exercises.call(answer, model, _EX2_X)
+    problem = exercises.compare(got, expected, name="your attributions", rtol=1e-6)
+    if problem is None:
+        return None
+    arr = _as_array(got)
+    x = _EX2_X.clone().requires_grad_(True)
+    _ex2_model()(x).sum().backward()
+    grad = x.grad.numpy()
+    if arr is not None and arr.shape == expected.shape:
+        if np.allclose(arr, grad, rtol=1e-6):
+            return "that is the gradient alone: multiply it by the input."
+        if np.allclose(arr, np.abs(expected.numpy()), rtol=1e-6):
+            return "keep the sign: the notebook takes absolute values only when it averages."
+    if arr is not None and arr.shape == expected.shape[1:]:
+        return "return one row of attributions per example (shape (n, p)), not an average."
+    return problem
+
+
+_EX3_X = np.random.default_rng(103).standard_normal((40, 3))
+_EX3_W = np.array([2.0, 0.0, -1.0])
+_EX3_Y = _EX3_X @ _EX3_W + 0.3 * np.random.default_rng(104).standard_normal(40)
+_EX3_PERM = np.random.default_rng(105).permutation(40)
+
+
+def _ex3_predict(X):
+    return np.asarray(X) @ _EX3_W
+
+
+def _solution_3(predict, X, y, j, perm):
+    mse = np.mean((y - predict(X)) ** 2)
+    X_perm = X.copy()
+    X_perm[:, j] = X[perm, j]  # shuffle column j only
+    return np.mean((y - predict(X_perm)) ** 2) - mse
+
+
+@exercises.register(
+    "10.3",
+    title="permutation importance of one feature",
+    hint="Copy X, replace column j by X[perm, j], and return MSE(permuted) - MSE(original).",
+    solution=_solution_3,
+)
+def _check_3(answer):
+    for j in range(3):
+        expected = _solution_3(_ex3_predict, _EX3_X, _EX3_Y, j, _EX3_PERM)
+        got = exercises.call(answer, _ex3_predict, _EX3_X, _EX3_Y, j, _EX3_PERM)
+        try:
+            value = float(_as_array(got))
+        except (TypeError, ValueError):
+            return f"return one number per feature (a float), got {type(got).__name__}."
+        if not math.isfinite(value):
+            return "your importance is NaN or infinite."
+        if math.isclose(value, expected, rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        if math.isclose(value, -expected, rel_tol=1e-6, abs_tol=1e-9):
+            return "the sign is reversed: importance = MSE after shuffling - MSE before."
+        X_all = _EX3_X[_EX3_PERM]
+        whole = np.mean((_EX3_Y - _ex3_predict(X_all)) ** 2) - np.mean(
+            (_EX3_Y - _ex3_predict(_EX3_X)) ** 2
+        )
+        if math.isclose(value, whole, rel_tol=1e-6):
+            return "you shuffled every column (whole rows): shuffle column j only."
+        return f"for feature j={j} you returned {value:.6g}, expected {expected:.6g}."
+    return None

@@ -1,0 +1,688 @@
+"""Notebook 06: pruning, removing the weights that matter least.
+
+Magnitude pruning from scratch (a mask that zeroes the smallest ``|w|``), the
+same with ``torch.nn.utils.prune`` (layer-wise and global, unstructured and
+structured), accuracy against sparsity without retraining, iterative
+prune-and-retrain of LeNet-300-100 on MNIST (Han et al. 2015), and the real
+size of a pruned model stored in compressed sparse row (CSR) form.
+
+LeNet-300-100 and its MNIST tensors live here; notebook 07 imports them too.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.nn.utils import prune
+
+from . import data, exercises, training, viz
+
+__all__ = [
+    "LeNet300100",
+    "accuracy",
+    "accuracy_vs_sparsity",
+    "apply_masks",
+    "csr_arrays",
+    "curves_figure",
+    "dense_bytes",
+    "global_magnitude_masks",
+    "iterative_pruning",
+    "layer_sparsity",
+    "load_sparse",
+    "magnitude_mask",
+    "mnist_tensors",
+    "prunable_weights",
+    "prune_model",
+    "save_sparse",
+    "serialized_bytes",
+    "sparse_bytes_expected",
+    "sparsity",
+    "sparsity_figure",
+    "structured_mask",
+    "torch_prune",
+    "train_lenet",
+]
+
+#: Mean and standard deviation of the MNIST training pixels (scaled to [0, 1]).
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+# --------------------------------------------------------------------------- data and model
+
+
+def mnist_tensors(
+    n_train: int | None = None, n_test: int | None = None, seed: int = 0
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """MNIST as flat, standardised float tensors: ``((x_train, y_train), (x_test, y_test))``.
+
+    Each image becomes a vector of 784 pixels, scaled to [0, 1] and then
+    standardised with the training-set mean and standard deviation. ``n_train``
+    and ``n_test`` take class-stratified subsets (``None``: all available).
+    """
+
+    def convert(ds: data.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(ds.x.reshape(len(ds), -1).astype(np.float32) / 255.0)
+        return (x - MNIST_MEAN) / MNIST_STD, torch.from_numpy(ds.y)
+
+    train = data.load_mnist("train", n=n_train, seed=seed)
+    test = data.load_mnist("test", n=n_test, seed=seed)
+    return convert(train), convert(test)
+
+
+class LeNet300100(nn.Module):
+    """LeNet-300-100 (LeCun et al. 1998): 784 -> 300 -> 100 -> 10, ReLU between layers.
+
+    266,200 weights and 410 biases; the fully connected network that Han et
+    al. (2015) prune to 8 % of its weights.
+    """
+
+    def __init__(self, seed: int | None = None):
+        super().__init__()
+        if seed is not None:
+            torch.manual_seed(seed)
+        self.fc1 = nn.Linear(784, 300)
+        self.fc2 = nn.Linear(300, 100)
+        self.fc3 = nn.Linear(100, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def train_lenet(
+    train, test=None, epochs: int = 10, lr: float = 1e-3, seed: int = 0, progress: bool = True
+) -> tuple[LeNet300100, training.History]:
+    """A LeNet-300-100 trained on ``train`` (an ``(x, y)`` pair); returns it and its history.
+
+    Adam with a cosine learning-rate schedule from ``lr`` down to zero over
+    ``epochs``, mini-batches of 128.
+    """
+    model = LeNet300100(seed=seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    history = training.fit(
+        model,
+        train,
+        epochs=epochs,
+        optimizer=optimizer,
+        scheduler=schedule,
+        val=test,
+        seed=seed,
+        progress=progress,
+        device="cpu",
+    )
+    return model.eval(), history
+
+
+def accuracy(model: nn.Module, test) -> float:
+    """Test accuracy of ``model`` on ``test`` (an ``(x, y)`` pair), a fraction in [0, 1]."""
+    return training.evaluate(model, test, device="cpu")["accuracy"]
+
+
+def prunable_weights(model: nn.Module) -> dict[str, nn.Linear]:
+    """The layers whose weights we prune: every ``nn.Linear`` (biases are kept)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+
+
+def sparsity(model_or_tensors) -> float:
+    """Fraction of weights that are exactly zero, over all Linear weights (or given tensors)."""
+    if isinstance(model_or_tensors, nn.Module):
+        tensors = [m.weight for m in prunable_weights(model_or_tensors).values()]
+    elif isinstance(model_or_tensors, torch.Tensor):
+        tensors = [model_or_tensors]
+    else:
+        tensors = list(model_or_tensors)
+    return _zero_fraction(tensors)
+
+
+def _zero_fraction(tensors: Sequence[torch.Tensor]) -> float:
+    zeros = sum(int((t == 0).sum()) for t in tensors)
+    return zeros / sum(t.numel() for t in tensors)
+
+
+def layer_sparsity(model: nn.Module) -> dict[str, float]:
+    """Sparsity of each Linear layer's weight matrix, by layer name."""
+    return {name: sparsity(m.weight) for name, m in prunable_weights(model).items()}
+
+
+# --------------------------------------------------------------------------- masks from scratch
+
+
+def _n_to_prune(amount: float, n: int) -> int:
+    """How many of ``n`` entries a fraction ``amount`` prunes (rounded as torch does)."""
+    if not 0.0 <= amount <= 1.0:
+        raise ValueError(f"amount must be a fraction in [0, 1], got {amount}")
+    return round(amount * n)
+
+
+def magnitude_mask(
+    weight: torch.Tensor, amount: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mask (1 keep, 0 prune) that removes the fraction ``amount`` of smallest ``|w|``.
+
+    With an existing ``mask`` only the surviving entries compete, and
+    ``amount`` is a fraction *of the survivors*: pruning 50 % twice leaves
+    25 %, exactly as ``torch.nn.utils.prune`` does when called again.
+    """
+    mask = torch.ones_like(weight) if mask is None else mask.clone()
+    alive = mask.flatten().nonzero().squeeze(1)  # positions still in play
+    k = _n_to_prune(amount, len(alive))
+    if k > 0:
+        scores = weight.detach().abs().flatten()[alive]
+        smallest = torch.topk(scores, k, largest=False).indices  # the k smallest |w|
+        mask.view(-1)[alive[smallest]] = 0
+    return mask
+
+
+def global_magnitude_masks(weights: Sequence[torch.Tensor], amount: float) -> list[torch.Tensor]:
+    """Masks that prune the fraction ``amount`` of smallest ``|w|`` over all tensors together.
+
+    One threshold for the whole network: a layer of small weights loses more
+    than a layer of large ones.
+    """
+    flat = torch.cat([w.detach().flatten() for w in weights])
+    mask = magnitude_mask(flat, amount)
+    masks, start = [], 0
+    for w in weights:
+        masks.append(mask[start : start + w.numel()].view_as(w))
+        start += w.numel()
+    return masks
+
+
+def structured_mask(
+    weight: torch.Tensor, amount: float, n: float = 2, dim: int = 0
+) -> torch.Tensor:
+    """Mask that removes whole slices along ``dim`` (rows = output neurons for ``dim=0``).
+
+    The fraction ``amount`` of slices with the smallest L``n`` norm is zeroed.
+    """
+    size = weight.shape[dim]
+    k = _n_to_prune(amount, size)
+    other = [d for d in range(weight.dim()) if d != dim]
+    norms = torch.linalg.vector_norm(weight.detach(), ord=n, dim=other)
+    keep = torch.topk(norms, size - k, largest=True).indices
+    shape = [1] * weight.dim()
+    shape[dim] = size
+    slice_mask = torch.zeros(size, dtype=weight.dtype)
+    slice_mask[keep] = 1
+    return slice_mask.view(shape).expand_as(weight).clone()
+
+
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
+    """Multiply each named Linear layer's weight by its mask, in place; returns ``model``."""
+    layers = prunable_weights(model)
+    with torch.no_grad():
+        for name, mask in masks.items():
+            layers[name].weight.mul_(mask)
+    return model
+
+
+def prune_model(
+    model: nn.Module, amount: float, scope: str = "global", structured: bool = False
+) -> nn.Module:
+    """A pruned copy of ``model`` (from-scratch masks; ``model`` itself is untouched).
+
+    ``scope="global"`` ranks all weights together, ``"layer"`` prunes every
+    layer by ``amount``. ``structured=True`` removes whole neurons (rows of the
+    hidden layers, by L2 norm); the output layer keeps its ten classes.
+    """
+    pruned = training.clone(model)
+    layers = prunable_weights(pruned)
+    if structured:
+        hidden = list(layers)[:-1]
+        masks = {name: structured_mask(layers[name].weight, amount) for name in hidden}
+    elif scope == "global":
+        weights = [m.weight for m in layers.values()]
+        masks = dict(zip(layers, global_magnitude_masks(weights, amount), strict=True))
+    elif scope == "layer":
+        masks = {name: magnitude_mask(m.weight, amount) for name, m in layers.items()}
+    else:
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    return apply_masks(pruned, masks)
+
+
+# --------------------------------------------------------------------------- the library way
+
+
+def torch_prune(
+    model: nn.Module, amount: float, scope: str = "global", structured: bool = False
+) -> nn.Module:
+    """Prune ``model`` in place with ``torch.nn.utils.prune`` (same options as :func:`prune_model`).
+
+    The pruning stays *attached*: each layer gets a ``weight_orig`` parameter,
+    a ``weight_mask`` buffer and a hook that recomputes ``weight = weight_orig
+    * weight_mask`` before every forward pass. Calling it again prunes the
+    survivors further; ``torch.nn.utils.prune.remove`` makes it permanent.
+    """
+    layers = prunable_weights(model)
+    if structured:
+        for m in list(layers.values())[:-1]:
+            prune.ln_structured(m, "weight", amount=amount, n=2, dim=0)
+    elif scope == "global":
+        params = [(m, "weight") for m in layers.values()]
+        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    elif scope == "layer":
+        for m in layers.values():
+            prune.l1_unstructured(m, "weight", amount=amount)
+    else:
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    return model
+
+
+def _make_permanent(model: nn.Module) -> nn.Module:
+    for m in prunable_weights(model).values():
+        if prune.is_pruned(m) and hasattr(m, "weight_mask"):
+            prune.remove(m, "weight")
+    return model
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def accuracy_vs_sparsity(
+    model: nn.Module,
+    test,
+    sparsities: Sequence[float],
+    scope: str = "global",
+    structured: bool = False,
+) -> dict[str, np.ndarray]:
+    """One-shot pruning (no retraining) at each target sparsity; the measured curve.
+
+    Returns ``{"sparsity": ..., "accuracy": ...}``; ``sparsity`` is the
+    fraction of all weights actually zeroed (for structured pruning it differs
+    from the target, which is the fraction of hidden neurons removed).
+    """
+    measured, accs = [], []
+    for s in sparsities:
+        pruned = prune_model(model, s, scope=scope, structured=structured)
+        measured.append(sparsity(pruned))
+        accs.append(accuracy(pruned, test))
+    return {"sparsity": np.array(measured), "accuracy": np.array(accs)}
+
+
+def iterative_pruning(
+    model: nn.Module,
+    train,
+    test,
+    targets: Sequence[float],
+    epochs: int = 3,
+    lr: float = 3e-4,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Prune globally to each target sparsity in turn, retraining ``epochs`` after each step.
+
+    ``model`` is left untouched; returns the pruned, retrained copy (pruning
+    made permanent) and one record per round with the sparsity, the accuracy
+    right after pruning and the accuracy after retraining. The masks stay on
+    during retraining, so pruned weights stay zero.
+    """
+    from tqdm.auto import tqdm
+
+    pruned = training.clone(model)
+    params = [(m, "weight") for m in prunable_weights(pruned).values()]
+    records: list[dict[str, float]] = []
+    current = 0.0
+    for round_, target in enumerate(tqdm(targets, desc="prune + retrain", disable=not progress)):
+        if not current <= target < 1.0:
+            raise ValueError(f"targets must rise and stay below 1, got {list(targets)}")
+        # torch prunes a fraction of the *surviving* weights: convert the target
+        step = 1.0 - (1.0 - target) / (1.0 - current)
+        prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=step)
+        current = target
+        after_prune = accuracy(pruned, test)
+        if epochs > 0:
+            optimizer = torch.optim.Adam(pruned.parameters(), lr=lr)
+            training.fit(
+                pruned,
+                train,
+                epochs=epochs,
+                optimizer=optimizer,
+                seed=seed + round_ + 1,
+                progress=False,
+                device="cpu",
+            )
+        records.append(
+            {
+                "target": target,
+                "sparsity": sparsity([m.weight for m, _ in params]),
+                "pruned_accuracy": after_prune,
+                "retrained_accuracy": accuracy(pruned, test),
+            }
+        )
+    return _make_permanent(pruned).eval(), records
+
+
+def curves_figure(
+    curves: dict[str, dict[str, np.ndarray]],
+    dense_accuracy: float,
+    retrained: Sequence[dict[str, float]] | None = None,
+) -> Figure:
+    """Test accuracy against the fraction of weights removed, one line per pruning method.
+
+    ``retrained`` (the records of :func:`iterative_pruning`) adds the
+    prune-and-retrain rounds as stars; the dense model's accuracy is the
+    dashed line.
+    """
+    fig, axes = viz.figure(1, 1, size=(7.0, 4.2))
+    ax = axes[0, 0]
+    for label, curve in curves.items():
+        ax.plot(100 * curve["sparsity"], 100 * curve["accuracy"], "-o", ms=4, label=label)
+    if retrained:
+        xs = [100 * r["sparsity"] for r in retrained]
+        ax.plot(
+            xs,
+            [100 * r["retrained_accuracy"] for r in retrained],
+            "k*-",
+            ms=11,
+            label="global, pruned and retrained",
+        )
+    ax.axhline(100 * dense_accuracy, color="0.4", ls="--", lw=1, label="dense model")
+    ax.set_xlabel("weights removed (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="lower left")
+    best = (
+        f", retrained {100 * retrained[-1]['retrained_accuracy']:.2f} % at "
+        f"{retrained[-1]['sparsity']:.0%}"
+        if retrained
+        else ""
+    )
+    ax.set_title(f"dense {100 * dense_accuracy:.2f} %{best}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- sparse storage
+
+
+def csr_arrays(weight: torch.Tensor, compact: bool = True) -> dict[str, torch.Tensor]:
+    """Compressed sparse row (CSR) form of a 2-D weight matrix.
+
+    ``values`` (float32): the non-zero weights, row by row; ``col_index``: the
+    column of each; ``row_ptr`` (one entry per row plus one): row ``i`` owns
+    ``values[row_ptr[i]:row_ptr[i+1]]``. With ``compact=True`` the indices use
+    the smallest integer type that fits (int16 columns below 32,768 columns,
+    int32 row pointers); with ``compact=False`` both are int64, as in
+    ``torch.Tensor.to_sparse_csr``.
+    """
+    if weight.dim() != 2:
+        raise ValueError(f"CSR needs a 2-D matrix, got shape {tuple(weight.shape)}")
+    w = weight.detach().cpu()
+    rows, cols = w.nonzero(as_tuple=True)  # row-major order
+    cols = cols.clone()  # a view of a larger tensor, which torch.save would store whole
+    counts = torch.bincount(rows, minlength=w.shape[0])
+    row_ptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
+    row_ptr[1:] = torch.cumsum(counts, 0)
+    if compact:
+        col_dtype = torch.int16 if w.shape[1] <= 2**15 else torch.int32
+        ptr_dtype = torch.int32 if len(rows) < 2**31 else torch.int64
+    else:
+        col_dtype = ptr_dtype = torch.int64
+    return {
+        "values": w[rows, cols].to(torch.float32),
+        "col_index": cols.to(col_dtype),
+        "row_ptr": row_ptr.to(ptr_dtype),
+        "shape": torch.tensor(w.shape, dtype=torch.int32),
+    }
+
+
+def _dense_from_csr(arrays: dict[str, torch.Tensor]) -> torch.Tensor:
+    n_rows, n_cols = (int(s) for s in arrays["shape"])
+    row_ptr = arrays["row_ptr"].long()
+    rows = torch.repeat_interleave(torch.arange(n_rows), row_ptr[1:] - row_ptr[:-1])
+    dense = torch.zeros(n_rows, n_cols, dtype=arrays["values"].dtype)
+    dense[rows, arrays["col_index"].long()] = arrays["values"]
+    return dense
+
+
+def serialized_bytes(obj) -> int:
+    """Bytes that ``torch.save(obj)`` writes (e.g. a ``state_dict``)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getbuffer().nbytes
+
+
+def dense_bytes(model: nn.Module) -> int:
+    """Bytes of the model's ``state_dict`` saved with ``torch.save`` (every weight stored)."""
+    return serialized_bytes(model.state_dict())
+
+
+def save_sparse(model: nn.Module, path: str | Path, compact: bool = True) -> int:
+    """Save ``model`` with every Linear weight in CSR form; returns the file's size in bytes.
+
+    ``compact`` chooses the index types (see :func:`csr_arrays`). Other
+    tensors (biases) are stored as they are.
+    """
+    layers = prunable_weights(model)
+    weight_names = {f"{name}.weight" for name in layers}
+    state = {k: v for k, v in model.state_dict().items() if k not in weight_names}
+    for name, m in layers.items():
+        for part, tensor in csr_arrays(m.weight, compact).items():
+            state[f"{name}.weight.csr.{part}"] = tensor
+    path = data.save_atomic(state, path)
+    return path.stat().st_size
+
+
+def load_sparse(path: str | Path, model: nn.Module) -> nn.Module:
+    """Load a file written by :func:`save_sparse` into ``model`` (same architecture)."""
+    stored = torch.load(path, weights_only=True)
+    state: dict[str, torch.Tensor] = {}
+    csr: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in stored.items():
+        if ".weight.csr." in key:
+            name, part = key.split(".weight.csr.")
+            csr.setdefault(name, {})[part] = tensor
+        else:
+            state[key] = tensor
+    for name, arrays in csr.items():
+        state[f"{name}.weight"] = _dense_from_csr(arrays)
+    model.load_state_dict(state)
+    return model
+
+
+def sparse_bytes_expected(model: nn.Module, compact: bool = True) -> int:
+    """Payload bytes of :func:`save_sparse`: values, column indices, row pointers, biases.
+
+    The file adds a small container overhead (names and alignment) on top.
+    """
+    total = 0
+    for m in prunable_weights(model).values():
+        arrays = csr_arrays(m.weight, compact)
+        total += sum(t.numel() * t.element_size() for t in arrays.values())
+        if m.bias is not None:
+            total += m.bias.numel() * m.bias.element_size()
+    return total
+
+
+# --------------------------------------------------------------------------- slider
+
+
+def sparsity_figure(
+    sparsity: float = 0.9,
+    *,
+    model: nn.Module,
+    test,
+    curves: dict[str, dict[str, np.ndarray]] | None = None,
+) -> Figure:
+    """Prune ``model`` globally to ``sparsity`` (no retraining) and show what is left.
+
+    Left: accuracy against sparsity (the precomputed ``curves``, if given, and
+    this setting as a dot). Middle: histogram of the first layer's weights,
+    kept and pruned. Right: for each of the 28x28 input pixels, how many of
+    its 300 connections to the first layer survive. The test accuracy at this
+    sparsity is in the title.
+    """
+    pruned = prune_model(model, sparsity, scope="global")
+    acc = accuracy(pruned, test)
+    real = _zero_fraction([m.weight for m in prunable_weights(pruned).values()])
+    w = model.fc1.weight.detach().flatten().numpy()
+    kept = pruned.fc1.weight.detach() != 0
+    fig, axes = viz.figure(1, 3, size=(13.0, 3.8))
+    ax = axes[0, 0]
+    for label, curve in (curves or {}).items():
+        ax.plot(100 * curve["sparsity"], 100 * curve["accuracy"], "-o", ms=3, label=label)
+    ax.plot(100 * real, 100 * acc, "k*", ms=14, label="this setting")
+    ax.set_xlabel("weights removed (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlim(-2, 102)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, loc="lower left")
+    ax = axes[0, 1]
+    bins = np.linspace(w.min(), w.max(), 80)
+    k = kept.flatten().numpy()
+    ax.hist(w[k], bins=bins, color="tab:blue", label=f"kept ({k.mean():.1%})")
+    ax.hist(w[~k], bins=bins, color="tab:red", alpha=0.7, label="pruned")
+    ax.set_yscale("log")
+    ax.set_xlabel("fc1 weight value")
+    ax.legend(fontsize=8)
+    ax = axes[0, 2]
+    per_pixel = kept.sum(0).reshape(28, 28).numpy()
+    image = ax.imshow(per_pixel, cmap="viridis", vmin=0, vmax=max(1, per_pixel.max()))
+    ax.set_title(f"fc1 connections kept per input pixel (of {kept.shape[0]})", fontsize=9)
+    ax.axis("off")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle(
+        f"global magnitude pruning, {real:.1%} of weights removed: "
+        f"test accuracy {acc:.2%} (no retraining)"
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- exercises
+
+_GEN = torch.Generator().manual_seed(6)
+_W_EX = torch.randn(40, 30, generator=_GEN)
+
+
+def _solution_prune(weight, amount):
+    k = round(amount * weight.numel())  # how many weights to remove
+    smallest = torch.topk(weight.abs().flatten(), k, largest=False).indices
+    pruned = weight.clone()
+    pruned.view(-1)[smallest] = 0.0
+    return pruned
+
+
+@exercises.register(
+    "06.1",
+    title="magnitude pruning of one matrix",
+    hint="Rank the entries by their absolute value |w| and zero the round(amount * n) smallest "
+    "(torch.topk(..., largest=False) or torch.argsort); keep the others unchanged.",
+    solution=_solution_prune,
+)
+def _check_prune(answer):
+    for amount in (0.3, 0.75):
+        got = exercises.call(answer, _W_EX, amount)
+        expected = _solution_prune(_W_EX, amount)
+        if not isinstance(got, torch.Tensor):
+            return f"return a tensor of the same shape as the weight, got {type(got).__name__}."
+        problem = exercises.compare(got, expected, name=f"your pruned matrix (amount={amount})")
+        if problem is None:
+            continue
+        if got.shape == expected.shape:
+            zero = float((got == 0).float().mean())
+            if abs(zero - amount) > 0.01:
+                return (
+                    f"with amount={amount} you zeroed {zero:.0%} of the entries, not {amount:.0%}."
+                )
+            removed = _W_EX[got == 0]
+            if (removed < 0).float().mean() > 0.9:
+                return "you ranked by the signed value w: rank by the magnitude |w| instead."
+            if removed.abs().mean() > _W_EX.abs().mean():
+                return "you removed large weights: prune the smallest |w|, keep the largest."
+        return problem
+    return None
+
+
+_W_CSR = torch.where(torch.rand(6, 9, generator=_GEN) < 0.3, torch.randn(6, 9, generator=_GEN), 0.0)
+_W_CSR[2] = 0.0  # an empty row, to catch off-by-one row pointers
+
+
+def _solution_csr(weight):
+    values, col_index, row_ptr = [], [], [0]
+    for row in weight:
+        for j, w in enumerate(row.tolist()):
+            if w != 0:
+                values.append(w)
+                col_index.append(j)
+        row_ptr.append(len(values))  # where the next row starts
+    return torch.tensor(values), torch.tensor(col_index), torch.tensor(row_ptr)
+
+
+@exercises.register(
+    "06.2",
+    title="compressed sparse row (CSR) storage",
+    hint="Walk the rows in order; append each non-zero and its column; after each row append "
+    "the running count of non-zeros to row_ptr, which starts with 0 (length = rows + 1).",
+    solution=_solution_csr,
+)
+def _check_csr(answer):
+    got = exercises.call(answer, _W_CSR)
+    if not (isinstance(got, tuple | list) and len(got) == 3):
+        return "return three tensors: (values, col_index, row_ptr)."
+    reference = csr_arrays(_W_CSR, compact=False)  # equals torch's to_sparse_csr()
+    expected = (reference["values"], reference["col_index"], reference["row_ptr"])
+    names = ("values", "col_index", "row_ptr")
+    for name, g, e in zip(names, got, expected, strict=True):
+        problem = exercises.compare(g, e, name=f"your {name}")
+        if problem is None:
+            continue
+        try:
+            g_arr = np.asarray(g.tolist() if isinstance(g, torch.Tensor) else g, dtype=float)
+        except (TypeError, ValueError):
+            return problem
+        g_arr = g_arr.ravel()
+        if name == "row_ptr":
+            e_arr = e.numpy().astype(float)
+            per_row = np.diff(e_arr)
+            if len(g_arr) == len(per_row) and np.allclose(g_arr, per_row):
+                return "row_ptr holds running totals (cumulative counts), not per-row counts."
+            if len(g_arr) == len(e_arr) - 1:
+                return "row_ptr needs rows + 1 entries: start it with 0 (or end it with the total)."
+        if name == "values":
+            by_column = csr_arrays(_W_CSR.t(), compact=False)["values"]
+            if len(g_arr) == len(by_column) and np.allclose(g_arr, by_column):
+                return "you walked the matrix column by column: CSR goes row by row."
+        return problem
+    return None
+
+
+def _solution_remaining(amounts):
+    remaining = 1.0
+    for a in amounts:
+        remaining *= 1.0 - a  # each call prunes a fraction of what is left
+    return remaining
+
+
+@exercises.register(
+    "06.3",
+    title="repeated pruning compounds",
+    hint="Each call removes its fraction of the weights that are still there, so the kept "
+    "fractions multiply: (1 - a1) * (1 - a2) * ...",
+    solution=_solution_remaining,
+)
+def _check_remaining(answer):
+    for amounts in ([0.5, 0.5], [0.2, 0.5, 0.75], [0.9]):
+        got = exercises.call(answer, list(amounts))
+        expected = _solution_remaining(amounts)
+        if np.ndim(got) != 0:
+            return f"return a single number (the fraction kept), got {type(got).__name__}."
+        if not np.isclose(float(got), expected):
+            if np.isclose(float(got), max(0.0, 1.0 - sum(amounts))):
+                return (
+                    f"for {amounts} you subtracted the amounts from 1: each call prunes a "
+                    "fraction of the survivors, so the kept fractions multiply."
+                )
+            if np.isclose(float(got), 1.0 - _solution_remaining(amounts)):
+                return f"for {amounts} you returned the fraction removed; return the fraction kept."
+            return f"for amounts {amounts} you got {float(got):.4g}, expected {expected:.4g}."
+    return None

@@ -1,0 +1,598 @@
+"""Notebook 07: quantisation, storing weights in a few bits.
+
+Affine quantisation from scratch (scale, zero point, rounding, clamping;
+per-tensor and per-channel), the reconstruction error against bit width,
+agreement with ``torch.quantize_per_tensor``/``quantize_per_channel``,
+post-training dynamic int8 quantisation of LeNet-300-100 with
+``torch.ao.quantization.quantize_dynamic`` (size, latency, accuracy), and
+fake quantisation with the straight-through estimator for quantisation-aware
+training (QAT).
+
+About the deprecation warnings
+------------------------------
+In the pinned PyTorch (2.13) ``torch.ao.quantization`` still works (and its
+int8 kernels are faster than fp32 on a CPU), but it announces that it is
+deprecated in favour of the separate ``torchao`` package; the quantised tensor
+constructors (``torch.quantize_per_tensor``, ...) announce the same. Importing
+this module silences exactly those two notices, matched by message and
+category (:data:`SILENCED_WARNINGS`); every other warning still shows.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import statistics
+import time
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from . import exercises, training, viz
+from .pruning import accuracy, prunable_weights, serialized_bytes
+
+__all__ = [
+    "SILENCED_WARNINGS",
+    "QuantLinear",
+    "affine_qparams",
+    "bitwidth_figure",
+    "compare_codes",
+    "cpu_latency",
+    "dequantize",
+    "error_vs_bits",
+    "fake_quantize",
+    "fake_quantize_ste",
+    "qrange",
+    "quantization_error",
+    "quantize",
+    "quantize_dynamic_int8",
+    "qat_figure",
+    "qat_vs_ptq",
+    "quantize_weights",
+    "silence_deprecation_warnings",
+    "state_dict_bytes",
+    "ste_round",
+    "train_qat",
+    "uniform_noise_error",
+]
+
+# --------------------------------------------------------------------------- deprecation notices
+
+#: ``(start of the message, category)`` of each notice that
+#: :func:`silence_deprecation_warnings` filters.
+SILENCED_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    ("torch.ao.quantization is deprecated", DeprecationWarning),
+    (
+        "torch.quantize_per_tensor, torch.quantize_per_channel and other quantized tensor "
+        "creation functions",
+        UserWarning,
+    ),
+)
+
+
+def silence_deprecation_warnings() -> None:
+    """Ignore exactly the two deprecation notices of PyTorch's quantisation API.
+
+    One filter per notice, each restricted to the start of its message and to
+    its category; anything else (other deprecations, other torch warnings)
+    still shows. Called when this module is imported.
+    """
+    for message, category in SILENCED_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(message), category=category)
+
+
+silence_deprecation_warnings()
+
+
+# --------------------------------------------------------------------------- affine quantisation
+
+
+def qrange(bits: int, signed: bool = False) -> tuple[int, int]:
+    """Smallest and largest integer code of a ``bits``-bit integer: (0, 2^b - 1) or signed."""
+    if not 1 <= bits <= 16:
+        raise ValueError(f"bits must be between 1 and 16, got {bits}")
+    if signed:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def affine_qparams(
+    x_min, x_max, bits: int = 8, signed: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale and zero point that map ``[x_min, x_max]`` onto the ``bits``-bit integer range.
+
+    The range is first stretched to include 0, so that zero (padding, ReLU
+    outputs, pruned weights) is represented exactly::
+
+        scale      = (x_max - x_min) / (q_max - q_min)
+        zero_point = q_min - round(x_min / scale)      (clamped to [q_min, q_max])
+
+    ``x_min``/``x_max`` may be tensors (one entry per channel). This is what
+    PyTorch's ``MinMaxObserver`` computes.
+    """
+    q_min, q_max = qrange(bits, signed)
+    x_min = torch.clamp(torch.as_tensor(x_min, dtype=torch.float32), max=0.0)
+    x_max = torch.clamp(torch.as_tensor(x_max, dtype=torch.float32), min=0.0)
+    scale = (x_max - x_min) / float(q_max - q_min)
+    scale = torch.clamp(scale, min=torch.finfo(torch.float32).eps)  # a constant tensor
+    zero_point = q_min - torch.round(x_min / scale)
+    return scale, torch.clamp(zero_point, q_min, q_max).to(torch.int64)
+
+
+def _broadcast(param: torch.Tensor, x: torch.Tensor, axis: int | None) -> torch.Tensor:
+    """Shape a per-channel parameter so that it lines up with ``x`` along ``axis``."""
+    param = torch.as_tensor(param)
+    if param.dim() == 0 or axis is None:
+        return param
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    return param.reshape(shape)
+
+
+def quantize(
+    x: torch.Tensor,
+    scale,
+    zero_point,
+    bits: int = 8,
+    signed: bool = False,
+    axis: int | None = None,
+) -> torch.Tensor:
+    """Integer codes ``q = clamp(round(x / scale) + zero_point, q_min, q_max)`` (int64).
+
+    ``axis`` says along which dimension per-channel ``scale``/``zero_point``
+    vary (``None``: one of each for the whole tensor). Like PyTorch's kernels
+    it multiplies by ``1 / scale`` rather than dividing.
+    """
+    q_min, q_max = qrange(bits, signed)
+    scale = _broadcast(scale, x, axis)
+    zero_point = _broadcast(zero_point, x, axis)
+    q = torch.round(x * (1.0 / scale)) + zero_point
+    return torch.clamp(q, q_min, q_max).to(torch.int64)
+
+
+def dequantize(q: torch.Tensor, scale, zero_point, axis: int | None = None) -> torch.Tensor:
+    """Real values ``(q - zero_point) * scale`` of the integer codes ``q`` (float32)."""
+    scale = _broadcast(scale, q, axis)
+    zero_point = _broadcast(zero_point, q, axis)
+    q = q.to(torch.int64)  # uint8/int8 codes would wrap around when the zero point is subtracted
+    return ((q - zero_point) * scale).to(torch.float32)
+
+
+def fake_quantize(
+    x: torch.Tensor, bits: int = 8, per_channel: bool = False, axis: int = 0, signed: bool = False
+) -> torch.Tensor:
+    """``dequantize(quantize(x))`` with min/max ranges: ``x`` as the integer grid can hold it.
+
+    ``per_channel=True`` gives every slice along ``axis`` (every output
+    neuron of a weight matrix) its own scale and zero point.
+    """
+    x = x.detach()
+    if per_channel:
+        dims = [d for d in range(x.dim()) if d != axis]
+        x_min, x_max = x.amin(dim=dims), x.amax(dim=dims)
+        ax: int | None = axis
+    else:
+        x_min, x_max, ax = x.min(), x.max(), None
+    scale, zero_point = affine_qparams(x_min, x_max, bits, signed)
+    return dequantize(quantize(x, scale, zero_point, bits, signed, ax), scale, zero_point, ax)
+
+
+def quantization_error(weight: torch.Tensor, bits: int, per_channel: bool = False) -> float:
+    """Relative reconstruction error ``||w - fake_quantize(w)|| / ||w||`` at ``bits`` bits."""
+    w = weight.detach().float()
+    w_hat = fake_quantize(w, bits, per_channel=per_channel)
+    return float(torch.linalg.vector_norm(w - w_hat) / torch.linalg.vector_norm(w))
+
+
+def uniform_noise_error(weight: torch.Tensor, bits: int) -> float:
+    """Predicted relative per-tensor error if rounding errors were uniform on ``[-s/2, s/2]``.
+
+    Their root mean square is then ``s / sqrt(12)``, with the step
+    ``s = (max - min) / (2^b - 1)``; divided by the root mean square of the
+    weights it predicts :func:`quantization_error` (per tensor).
+    """
+    w = weight.detach().float()
+    scale = (w.max().clamp(min=0) - w.min().clamp(max=0)) / (2**bits - 1)
+    return float(scale / 12**0.5 / w.pow(2).mean().sqrt())
+
+
+def error_vs_bits(weight: torch.Tensor, bits: Sequence[int] = range(2, 9)) -> dict[str, np.ndarray]:
+    """Relative error per bit width, per-tensor and per-channel (rows as channels)."""
+    bits = list(bits)
+    return {
+        "bits": np.array(bits),
+        "per_tensor": np.array([quantization_error(weight, b, False) for b in bits]),
+        "per_channel": np.array([quantization_error(weight, b, True) for b in bits]),
+    }
+
+
+def compare_codes(
+    mine: torch.Tensor, theirs: torch.Tensor, x: torch.Tensor, scale, axis: int | None = None
+) -> dict[str, float]:
+    """How two sets of integer codes for the same ``x`` differ, and whether only at ties.
+
+    Returns the number and fraction of codes that differ, the largest
+    difference, and the largest distance of ``x / scale`` from a rounding tie
+    (a ``.5``) among the differing codes (0 when none differ). Two correct
+    implementations may round a value lying within float precision of a tie
+    differently; nothing else should differ.
+    """
+    diff = (mine.long() - theirs.long()).abs()
+    differ = diff > 0
+    ratio = (x.double() / _broadcast(torch.as_tensor(scale), x, axis).double())[differ]
+    tie_distance = (ratio - ratio.floor() - 0.5).abs()
+    return {
+        "n_differ": int(differ.sum()),
+        "fraction": float(differ.double().mean()),
+        "max_diff": int(diff.max()) if diff.numel() else 0,
+        "max_tie_distance": float(tie_distance.max()) if len(tie_distance) else 0.0,
+    }
+
+
+# --------------------------------------------------------------------------- slider
+
+
+def bitwidth_figure(bits: int = 4, *, weight: torch.Tensor, row: int | None = None) -> Figure:
+    """Quantise ``weight`` (a 2-D matrix) at ``bits`` bits, per tensor and per row.
+
+    Left: the weights of one row (by default the one with the narrowest
+    range) with the grid of values each scheme can represent. Right: relative
+    error against bit width for both schemes, this setting marked. The errors
+    at ``bits`` are in the title.
+    """
+    w = weight.detach().float()
+    curve = error_vs_bits(w)
+    spans = w.amax(1) - w.amin(1)
+    row = int(spans.argmin()) if row is None else row
+    values = w[row].numpy()
+    scale_t, zp_t = affine_qparams(w.min(), w.max(), bits)
+    scale_c, zp_c = affine_qparams(w[row].min(), w[row].max(), bits)
+    q_min, q_max = qrange(bits)
+    codes = torch.arange(q_min, q_max + 1)
+    grid_t = dequantize(codes, scale_t, zp_t).numpy()
+    grid_c = dequantize(codes, scale_c, zp_c).numpy()
+    err_t = quantization_error(w, bits, per_channel=False)
+    err_c = quantization_error(w, bits, per_channel=True)
+
+    fig, axes = viz.figure(1, 2, size=(12.0, 3.9))
+    ax = axes[0, 0]
+    ax.hist(values, bins=60, color="0.6", label=f"row {row} weights")
+    lo, hi = values.min(), values.max()
+    margin = 0.15 * (hi - lo)
+    for level in grid_t[(grid_t >= lo - margin) & (grid_t <= hi + margin)]:
+        ax.axvline(level, color="tab:red", lw=1.2, alpha=0.8)
+    if len(grid_c) <= 64:
+        for level in grid_c:
+            ax.axvline(level, color="tab:blue", lw=0.8, ls="--", alpha=0.8)
+    ax.plot([], [], color="tab:red", label="per-tensor grid")
+    ax.plot([], [], color="tab:blue", ls="--", label="per-channel grid")
+    ax.set_xlim(lo - margin, hi + margin)
+    ax.set_xlabel("weight value")
+    ax.legend(fontsize=8, loc="upper right")
+    ax = axes[0, 1]
+    ax.semilogy(curve["bits"], curve["per_tensor"], "-o", color="tab:red", label="per-tensor")
+    ax.semilogy(curve["bits"], curve["per_channel"], "-s", color="tab:blue", label="per-channel")
+    ax.semilogy([bits, bits], [err_t, err_c], "k*", ms=12, label=f"{bits} bits")
+    ax.set_xlabel("bits per weight")
+    ax.set_ylabel("relative error ||w - ŵ|| / ||w||")
+    ax.legend(fontsize=8)
+    fig.suptitle(
+        f"{bits} bits ({2**bits} levels): relative error per-tensor {err_t:.2%}, "
+        f"per-channel {err_c:.2%}"
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- post-training int8
+
+
+def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+    """A dynamically quantised copy of ``model``: int8 Linear weights, fp32 activations.
+
+    ``torch.ao.quantization.quantize_dynamic`` stores each Linear weight as
+    int8 (per tensor, symmetric) and quantises the activations on the fly,
+    batch by batch, so it needs no calibration data.
+    """
+    fp32 = copy.deepcopy(model).cpu().eval()
+    return torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
+
+
+def state_dict_bytes(model: nn.Module) -> int:
+    """Bytes that ``torch.save(model.state_dict())`` writes."""
+    return serialized_bytes(model.state_dict())
+
+
+def cpu_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, threads: int = 1) -> float:
+    """Median seconds of one forward pass of ``x`` on the CPU, with ``threads`` threads.
+
+    One thread keeps the measurement comparable and less noisy on a shared
+    machine; the thread setting is restored afterwards.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = model.eval()
+        times = []
+        with torch.inference_mode():
+            model(x)  # warm-up
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(x)
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return statistics.median(times)
+
+
+# --------------------------------------------------------------------------- fake quantisation and QAT
+
+
+def ste_round(x: torch.Tensor) -> torch.Tensor:
+    """``round(x)`` in the forward pass, the identity in the backward pass.
+
+    The straight-through estimator (Bengio et al. 2013): rounding has zero
+    gradient almost everywhere, so we pretend it was the identity.
+    ``(round(x) - x).detach()`` carries no gradient; adding ``x`` back does.
+    """
+    return x + (torch.round(x) - x).detach()
+
+
+def fake_quantize_ste(
+    x: torch.Tensor, scale, zero_point, bits: int = 8, signed: bool = False
+) -> torch.Tensor:
+    """Fake quantisation with a straight-through gradient (per-tensor ``scale``/``zero_point``).
+
+    Forward: ``(clamp(round(x / s) + z, q_min, q_max) - z) * s``. Backward:
+    gradient 1 where the code fell inside the integer range, 0 where it was
+    clamped: exactly ``torch.fake_quantize_per_tensor_affine``.
+    """
+    q_min, q_max = qrange(bits, signed)
+    scale = torch.as_tensor(scale, dtype=x.dtype)
+    zero_point = torch.as_tensor(zero_point, dtype=x.dtype)
+    q = torch.clamp(ste_round(x * (1.0 / scale)) + zero_point, q_min, q_max)
+    return (q - zero_point) * scale
+
+
+class QuantLinear(nn.Linear):
+    """A Linear layer that uses its weights fake-quantised to ``bits`` bits (per output row).
+
+    The float weights are kept and trained (the *shadow* weights); the forward
+    pass sees them quantised, and the straight-through estimator passes the
+    gradient through the rounding. Scales and zero points follow the current
+    min/max of each row and are not trained.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bits: int = 4, bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        self.bits = bits
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, bits: int) -> QuantLinear:
+        """A QuantLinear with the weights and bias of ``linear``."""
+        layer = cls(linear.in_features, linear.out_features, bits, bias=linear.bias is not None)
+        layer.load_state_dict(linear.state_dict())
+        return layer
+
+    def quantized_weight(self) -> torch.Tensor:
+        """The weights fake-quantised per row, differentiable through the STE."""
+        w = self.weight
+        with torch.no_grad():
+            scale, zero_point = affine_qparams(w.amin(1), w.amax(1), self.bits)
+        q_min, q_max = qrange(self.bits)
+        q = torch.clamp(ste_round(w * (1.0 / scale[:, None])) + zero_point[:, None], q_min, q_max)
+        return (q - zero_point[:, None]) * scale[:, None]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.quantized_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, bits={self.bits}"
+
+
+def quantize_weights(model: nn.Module, bits: int, per_channel: bool = True) -> nn.Module:
+    """Post-training quantisation, simulated: a copy whose Linear weights are fake-quantised.
+
+    Every weight is replaced by the nearest value on its ``bits``-bit grid
+    (min/max range, per row or per tensor); biases and activations stay fp32.
+    """
+    quantized = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer in prunable_weights(quantized).values():
+            layer.weight.copy_(fake_quantize(layer.weight, bits, per_channel=per_channel))
+    return quantized
+
+
+def train_qat(
+    model: nn.Module,
+    train,
+    bits: int,
+    epochs: int = 2,
+    lr: float = 3e-4,
+    seed: int = 0,
+    progress: bool = False,
+) -> nn.Module:
+    """Quantisation-aware fine-tuning of a trained ``model`` at ``bits`` bits per weight.
+
+    Every ``nn.Linear`` becomes a :class:`QuantLinear` (same weights), the
+    network is fine-tuned with Adam for ``epochs``, and the result is
+    returned with its weights replaced by their quantised values (plain
+    ``nn.Linear`` layers again), ready to be stored in ``bits`` bits.
+    """
+    qat = copy.deepcopy(model)
+    names = list(prunable_weights(qat))
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        owner = qat.get_submodule(parent) if parent else qat
+        setattr(owner, child, QuantLinear.from_linear(getattr(owner, child), bits))
+    training.fit(qat, train, epochs=epochs, lr=lr, seed=seed, progress=progress, device="cpu")
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        owner = qat.get_submodule(parent) if parent else qat
+        layer = getattr(owner, child)
+        plain = nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
+        with torch.no_grad():
+            plain.weight.copy_(layer.quantized_weight())
+            if layer.bias is not None:
+                plain.bias.copy_(layer.bias)
+        setattr(owner, child, plain)
+    return qat.eval()
+
+
+def qat_vs_ptq(
+    model: nn.Module, train, test, bits: Sequence[int], epochs: int = 2, lr: float = 3e-4
+) -> dict[str, np.ndarray]:
+    """Test accuracy after post-training quantisation and after QAT, per bit width."""
+    ptq = [accuracy(quantize_weights(model, b), test) for b in bits]
+    qat = [accuracy(train_qat(model, train, b, epochs=epochs, lr=lr), test) for b in bits]
+    return {"bits": np.array(list(bits)), "ptq": np.array(ptq), "qat": np.array(qat)}
+
+
+def qat_figure(result: dict[str, np.ndarray], fp32_accuracy: float) -> Figure:
+    """Bars of test accuracy after post-training quantisation and after QAT, per bit width."""
+    bits = result["bits"]
+    x = np.arange(len(bits))
+    fig, axes = viz.figure(1, 1, size=(6.4, 3.8))
+    ax = axes[0, 0]
+    ax.bar(x - 0.2, 100 * result["ptq"], width=0.4, label="post-training (PTQ)")
+    ax.bar(x + 0.2, 100 * result["qat"], width=0.4, label="quantisation-aware (QAT)")
+    ax.axhline(100 * fp32_accuracy, color="k", ls="--", lw=1, label="fp32")
+    low = min(result["ptq"].min(), result["qat"].min(), fp32_accuracy)
+    ax.set_ylim(max(0.0, 100 * low - 3), 101)
+    ax.set_xticks(x, [f"{b} bits" for b in bits])
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
+    i = int(np.argmin(bits))
+    ax.set_title(
+        f"{bits[i]} bits per weight: PTQ {100 * result['ptq'][i]:.2f} %, "
+        f"QAT {100 * result['qat'][i]:.2f} % (fp32 {100 * fp32_accuracy:.2f} %)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- exercises
+
+_GEN = torch.Generator().manual_seed(7)
+
+
+def _solution_qparams(x_min, x_max, bits):
+    q_min, q_max = 0, 2**bits - 1
+    x_min, x_max = min(x_min, 0.0), max(x_max, 0.0)  # the range must contain 0
+    scale = (x_max - x_min) / (q_max - q_min)
+    zero_point = q_min - round(x_min / scale)
+    return scale, int(min(max(zero_point, q_min), q_max))
+
+
+_QP_CASES = ((-1.0, 3.0, 8), (-0.37, 0.52, 4), (0.2, 1.5, 8), (-2.5, -0.5, 3))
+
+
+@exercises.register(
+    "07.1",
+    title="scale and zero point",
+    hint="Stretch the range to contain 0, divide it by the number of steps (2**bits - 1), "
+    "and pick the integer zero point that lands x_min on 0: round(-x_min / scale).",
+    solution=_solution_qparams,
+)
+def _check_qparams(answer):
+    for x_min, x_max, bits in _QP_CASES:
+        got = exercises.call(answer, x_min, x_max, bits)
+        if not (isinstance(got, tuple | list) and len(got) == 2):
+            return "return a pair (scale, zero_point)."
+        scale, zero_point = _solution_qparams(x_min, x_max, bits)
+        case = f"for range [{x_min}, {x_max}] at {bits} bits"
+        g_scale = float(np.asarray(got[0], dtype=float).ravel()[0])
+        g_zp = float(np.asarray(got[1], dtype=float).ravel()[0])
+        if not np.isclose(g_scale, scale, rtol=1e-5):
+            if np.isclose(g_scale, (max(x_max, 0) - min(x_min, 0)) / 2**bits, rtol=1e-5):
+                return f"{case} your scale divides by 2**bits: there are 2**bits - 1 steps."
+            if np.isclose(g_scale, (x_max - x_min) / (2**bits - 1), rtol=1e-5):
+                return f"{case} your range leaves out 0: use min(x_min, 0) and max(x_max, 0)."
+            return f"{case} your scale is {g_scale:.6g}, expected {scale:.6g}."
+        if g_zp != zero_point:
+            if g_zp == -zero_point:
+                return f"{case} your zero point has the wrong sign: it is -x_min / scale."
+            if not float(g_zp).is_integer():
+                return f"{case} your zero point {g_zp:.4g} is not an integer: round it."
+            return f"{case} your zero point is {g_zp:g}, expected {zero_point}."
+    return None
+
+
+_X_FQ = torch.randn(500, generator=_GEN) * 0.8
+
+
+def _solution_fake_quant(x, scale, zero_point, bits):
+    q = torch.round(x / scale) + zero_point  # to the integer grid
+    q = torch.clamp(q, 0, 2**bits - 1)  # values outside the range saturate
+    return (q - zero_point) * scale  # back to real numbers
+
+
+@exercises.register(
+    "07.2",
+    title="quantise and dequantise",
+    hint="Three steps: q = round(x / scale) + zero_point; clamp q to [0, 2**bits - 1]; "
+    "return (q - zero_point) * scale.",
+    solution=_solution_fake_quant,
+)
+def _check_fake_quant(answer):
+    scale, zero_point, bits = 0.02, 100, 8  # range about [-2.0, 3.1]: some x get clamped
+    got = exercises.call(answer, _X_FQ * 2.0, scale, zero_point, bits)
+    expected = _solution_fake_quant(_X_FQ * 2.0, scale, zero_point, bits)
+    problem = exercises.compare(got, expected, name="your dequantised values", atol=1e-6)
+    if problem is None:
+        return None
+    got_t = torch.as_tensor(np.asarray(got.tolist() if hasattr(got, "tolist") else got))
+    if got_t.shape == expected.shape:
+        x = _X_FQ * 2.0
+        no_clamp = (torch.round(x / scale) + zero_point - zero_point) * scale
+        if torch.allclose(got_t.float(), no_clamp, atol=1e-6):
+            return "values outside the range are not clamped: clamp q to [0, 2**bits - 1]."
+        floor = (torch.clamp(torch.floor(x / scale) + zero_point, 0, 255) - zero_point) * scale
+        if torch.allclose(got_t.float(), floor, atol=1e-6):
+            return "you truncated (floor) instead of rounding to the nearest integer."
+        if float((got_t.float() - expected).abs().max()) > 0.5:
+            return problem + " Did you subtract the zero point before multiplying by the scale?"
+    return problem
+
+
+_X_STE = torch.linspace(-2.3, 2.3, 37)
+
+
+def _solution_ste_round(x):
+    return x + (torch.round(x) - x).detach()
+
+
+@exercises.register(
+    "07.3",
+    title="the straight-through estimator",
+    hint="Return x + (torch.round(x) - x).detach(): the forward value is round(x), and only "
+    "the x outside detach() carries a gradient (of 1).",
+    solution=_solution_ste_round,
+)
+def _check_ste_round(answer):
+    x = _X_STE.clone().requires_grad_(True)
+    if not callable(answer):
+        return f"expected a function, got {type(answer).__name__}."
+    out = answer(x)
+    if out is None:
+        return "your function returned None: did you forget the `return` statement?"
+    if out is Ellipsis:
+        raise NotImplementedError
+    if not isinstance(out, torch.Tensor):
+        return f"return a tensor, got {type(out).__name__}."
+    problem = exercises.compare(out.detach(), torch.round(_X_STE), name="your forward value")
+    if problem:
+        return problem + " The forward pass must give round(x)."
+    if not out.requires_grad:
+        return "your output carries no gradient: keep x outside the detach()."
+    (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    if grad is None or torch.all(grad == 0):
+        return (
+            "the gradient is zero everywhere, as for torch.round itself: pass it straight through."
+        )
+    return exercises.compare(grad, torch.ones_like(_X_STE), name="your gradient")

@@ -1,0 +1,543 @@
+"""Notebook 12: weight normalisation.
+
+Weight normalisation (Salimans and Kingma 2016) writes every weight vector as a
+length times a direction, ``w = g * v / ||v||``, and trains ``g`` and ``v``
+instead of ``w``. Here:
+
+* :class:`WeightNormLinear` is that layer from scratch; it agrees exactly with
+  ``torch.nn.utils.parametrizations.weight_norm`` (:func:`torch_weight_norm`).
+* :class:`NormalizedLinear` normalises the rows with ``F.normalize`` and has
+  no ``g``: a different layer, whose outputs can never exceed ``||x||``.
+* :func:`data_dependent_init` is the paper's initialisation, which makes the
+  first batch's pre-activations zero-mean and unit-variance, exactly what
+  batch normalisation would output on that batch.
+* :func:`lr_sweep` trains a plain and a weight-normalised MLP on MNIST from
+  the same initial function over a grid of learning rates.
+* :func:`power_iteration` estimates the largest singular value, the quantity
+  that spectral normalisation (Miyato et al. 2018) divides by.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from . import data, exercises, viz
+
+__all__ = [
+    "NormalizedLinear",
+    "WeightNormLinear",
+    "apply_weight_norm",
+    "breast_cancer_2d",
+    "data_dependent_init",
+    "digits_standardised",
+    "early_loss",
+    "final_loss",
+    "fit_scaled_target",
+    "lr_comparison_figure",
+    "lr_sweep",
+    "mnist_flat",
+    "mnist_mlp",
+    "neuron_figure",
+    "neuron_metrics",
+    "parametrize_is_on",
+    "power_iteration",
+    "torch_weight_norm",
+    "train_steps",
+    "weight_norm_parts",
+]
+
+
+# --------------------------------------------------------------------------- the layers
+
+
+class WeightNormLinear(nn.Module):
+    """A linear layer with weight normalisation, from scratch: ``w_i = g_i * v_i / ||v_i||``.
+
+    Each output unit ``i`` has a direction ``v_i`` (a row of ``v``, any length)
+    and a length ``g_i``; the effective weight matrix is :attr:`weight`. With
+    the default initialisation ``v`` is drawn like ``nn.Linear``'s weight and
+    ``g = ||v_i||``, so the layer starts out as that ``nn.Linear``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        base = nn.Linear(in_features, out_features, bias=bias)
+        self.v = nn.Parameter(base.weight.detach().clone())
+        self.g = nn.Parameter(base.weight.detach().norm(dim=1))
+        self.bias = nn.Parameter(base.bias.detach().clone()) if bias else None
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> WeightNormLinear:
+        """The weight-normalised layer that computes exactly what ``linear`` computes now."""
+        layer = cls(linear.in_features, linear.out_features, bias=linear.bias is not None)
+        layer = layer.to(device=linear.weight.device, dtype=linear.weight.dtype)
+        with torch.no_grad():
+            layer.v.copy_(linear.weight)
+            layer.g.copy_(linear.weight.norm(dim=1))
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias)
+        return layer
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The effective weight ``g[:, None] * v / ||v||`` (norm of each row of ``v``)."""
+        return self.g[:, None] * self.v / self.v.norm(dim=1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+class NormalizedLinear(nn.Module):
+    """A linear layer whose weight rows are scaled to length 1 (``F.normalize``), with no ``g``.
+
+    Every output unit computes ``v_i . x / ||v_i|| + b_i``, so by Cauchy-Schwarz
+    ``|output_i - b_i| <= ||x||`` whatever ``v`` is: the layer has lost the
+    ability to choose the scale of its weights. It is *not* weight normalisation.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        base = nn.Linear(in_features, out_features, bias=bias)
+        self.v = nn.Parameter(base.weight.detach().clone())
+        self.bias = nn.Parameter(base.bias.detach().clone()) if bias else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The effective weight: the rows of ``v`` scaled to unit length."""
+        return F.normalize(self.v, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+def torch_weight_norm(linear: nn.Linear) -> nn.Linear:
+    """A copy of ``linear`` with PyTorch's weight normalisation (``parametrizations.weight_norm``).
+
+    ``dim=0`` gives one ``g`` per output unit, as in :class:`WeightNormLinear`.
+    The original layer is not modified.
+    """
+    return parametrizations.weight_norm(copy.deepcopy(linear), name="weight", dim=0)
+
+
+def weight_norm_parts(module: nn.Module) -> tuple[nn.Parameter, nn.Parameter]:
+    """The parameters ``(g, v)`` of a layer made by :func:`torch_weight_norm`.
+
+    PyTorch stores them as ``parametrizations.weight.original0`` (``g``, of
+    shape ``(out, 1)``) and ``parametrizations.weight.original1`` (``v``).
+    """
+    p = module.parametrizations.weight
+    return p.original0, p.original1
+
+
+# --------------------------------------------------------------------------- what g adds
+
+
+@lru_cache(maxsize=1)
+def digits_standardised() -> torch.Tensor:
+    """scikit-learn's 1,797 8x8 digits as 64 standardised features (constant pixels left at 0)."""
+    ds = data.load_sklearn("digits")
+    std = ds.x.std(0)
+    x = (ds.x - ds.x.mean(0)) / np.where(std > 0, std, 1.0)
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def fit_scaled_target(
+    layer: nn.Module,
+    x: torch.Tensor,
+    target_weight: torch.Tensor,
+    steps: int = 300,
+    lr: float = 0.05,
+) -> float:
+    """Fit ``layer`` (no-bias regression) to outputs ``x @ target_weight.T`` with Adam; return the final MSE."""
+    y = x @ target_weight.T
+    optimizer = torch.optim.Adam(layer.parameters(), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = F.mse_loss(layer(x), y)
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        return F.mse_loss(layer(x), y).item()
+
+
+# --------------------------------------------------------------------------- initialisation
+
+
+def data_dependent_init(model: nn.Module, x: torch.Tensor, eps: float = 1e-8) -> nn.Module:
+    """Salimans and Kingma's initialisation, in place: unit-variance pre-activations on ``x``.
+
+    Layer by layer, with ``t = x . v/||v||`` the pre-activation of each unit on
+    the batch, set ``g = 1/std(t)`` and ``b = -mean(t)/std(t)``, so that
+    ``g * t + b`` has mean 0 and variance 1 on this batch: what batch
+    normalisation would output. Works for weight-normalised layers (made with
+    :func:`torch_weight_norm`, :class:`WeightNormLinear`) and, for comparison,
+    for plain ``nn.Linear`` layers (their rows are rescaled the same way, so
+    both kinds of network start from the same function). Other modules are
+    applied as they are. Returns ``model``.
+    """
+    h = x
+    with torch.no_grad():
+        for module in model.children() if isinstance(model, nn.Sequential) else [model]:
+            if isinstance(module, nn.Linear | WeightNormLinear):
+                if isinstance(module, WeightNormLinear):
+                    v = module.v
+                elif parametrize_is_on(module):
+                    v = weight_norm_parts(module)[1]
+                else:
+                    v = module.weight
+                direction = v / v.norm(dim=1, keepdim=True)
+                t = h @ direction.T
+                mean, std = t.mean(0), t.std(0, unbiased=False) + eps
+                if isinstance(module, WeightNormLinear):
+                    module.g.copy_(1.0 / std)
+                elif parametrize_is_on(module):
+                    module.parametrizations.weight.original0.copy_((1.0 / std)[:, None])
+                else:
+                    module.weight.copy_(direction / std[:, None])
+                module.bias.copy_(-mean / std)
+            h = module(h)
+    return model
+
+
+def parametrize_is_on(module: nn.Module) -> bool:
+    """True if ``module.weight`` is computed by a parametrisation (e.g. weight norm)."""
+    return hasattr(module, "parametrizations") and "weight" in module.parametrizations
+
+
+# --------------------------------------------------------------------------- training comparison
+
+
+@lru_cache(maxsize=2)
+def mnist_flat(n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n_train`` MNIST training images as flat float vectors in [0, 1], and their labels."""
+    ds = data.load_mnist("train", n=n_train)
+    return torch.tensor(ds.x.reshape(len(ds), -1) / 255.0, dtype=torch.float32), torch.tensor(ds.y)
+
+
+def mnist_mlp(seed: int = 0) -> nn.Sequential:
+    """A 784-256-128-10 ReLU MLP with PyTorch's default initialisation."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
+    )
+
+
+def apply_weight_norm(model: nn.Sequential) -> nn.Sequential:
+    """A copy of ``model`` with PyTorch's weight normalisation on every ``nn.Linear``."""
+    model = copy.deepcopy(model)
+    for module in model:
+        if isinstance(module, nn.Linear):
+            parametrizations.weight_norm(module, name="weight", dim=0)
+    return model
+
+
+def train_steps(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    lr: float,
+    epochs: int = 1,
+    batch_size: int = 128,
+    momentum: float = 0.9,
+    seed: int = 0,
+) -> np.ndarray:
+    """Train with SGD (momentum) on cross-entropy; return the loss of every step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    return np.array(losses)
+
+
+@lru_cache(maxsize=4)
+def lr_sweep(
+    lrs: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+    seeds: tuple[int, ...] = (0, 1),
+    n_train: int = 6000,
+    epochs: int = 1,
+) -> dict:
+    """Per-step training losses of a plain and a weight-normalised MLP, per learning rate and seed.
+
+    For each seed both networks start from the *same function*: one
+    :func:`mnist_mlp`, given :func:`data_dependent_init` on the first 512
+    images, once as it is ("plain") and once reparametrised with weight
+    normalisation ("weight norm"). Returns ``{"lrs", "seeds", "plain",
+    "weight norm"}`` where the last two map each learning rate to a
+    ``(seeds, steps)`` array (a diverged run holds NaN or inf).
+    """
+    x, y = mnist_flat(n_train)
+    result: dict = {"lrs": list(lrs), "seeds": list(seeds), "plain": {}, "weight norm": {}}
+    for lr in lrs:
+        runs: dict[str, list[np.ndarray]] = {"plain": [], "weight norm": []}
+        for seed in seeds:
+            base = mnist_mlp(seed)
+            models = {
+                "plain": data_dependent_init(copy.deepcopy(base), x[:512]),
+                "weight norm": data_dependent_init(apply_weight_norm(base), x[:512]),
+            }
+            for kind, model in models.items():
+                with np.errstate(all="ignore"):
+                    runs[kind].append(train_steps(model, x, y, lr, epochs, seed=seed))
+        for kind in runs:
+            result[kind][lr] = np.array(runs[kind])
+    return result
+
+
+def early_loss(losses: np.ndarray) -> np.ndarray:
+    """Mean loss over the first quarter of the steps, per run (row); inf for a diverged run."""
+    quarter = max(1, losses.shape[1] // 4)
+    with np.errstate(all="ignore"):
+        early = losses[:, :quarter].mean(1)
+    return np.where(np.isfinite(early), early, np.inf)
+
+
+def final_loss(losses: np.ndarray) -> float:
+    """Mean loss over the last quarter of the steps, averaged over the runs (inf if any diverged)."""
+    quarter = max(1, losses.shape[1] // 4)
+    with np.errstate(all="ignore"):
+        value = float(np.mean(losses[:, -quarter:]))
+    return value if np.isfinite(value) else float("inf")
+
+
+def lr_comparison_figure(lr: float = 0.01, sweep: dict | None = None) -> Figure:
+    """Training loss per step of the plain and the weight-normalised MLP at learning rate ``lr``.
+
+    ``sweep`` is the result of :func:`lr_sweep` (computed with its defaults
+    when omitted); ``lr`` is rounded to the nearest learning rate of the
+    sweep. The title gives both mean losses over the first quarter of training.
+    """
+    sweep = sweep if sweep is not None else lr_sweep()
+    lrs = np.array(sweep["lrs"])
+    lr = float(lrs[np.argmin(np.abs(np.log(lrs) - math.log(lr)))])
+    fig, axes = viz.figure(size=(6.6, 4.0))
+    ax = axes[0, 0]
+    early = {}
+    for kind, colour in (("plain", "tab:blue"), ("weight norm", "tab:orange")):
+        losses = sweep[kind][lr]
+        early[kind] = float(np.mean(early_loss(losses)))
+        for k, run in enumerate(losses):
+            ax.plot(
+                np.clip(run, 0, 5), color=colour, lw=1, alpha=0.8, label=kind if k == 0 else None
+            )
+    ax.set_ylim(0, 5)
+    ax.set_xlabel("SGD step")
+    ax.set_ylabel("training loss (clipped at 5)")
+    ax.legend(fontsize=8)
+    ax.set_title(
+        f"lr = {lr:g}: early loss plain {early['plain']:.2f} vs weight norm "
+        f"{early['weight norm']:.2f}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- a neuron with g and v
+
+
+@lru_cache(maxsize=1)
+def breast_cancer_2d() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Two standardised features of the breast-cancer data (569 tumours), labels, feature names."""
+    ds = data.load_sklearn("breast_cancer")
+    names = ["worst radius", "worst concave points"]
+    cols = [ds.feature_names.index(n) for n in names]
+    x = ds.x[:, cols]
+    return (x - x.mean(0)) / x.std(0), ds.y.astype(np.float64), names
+
+
+def neuron_metrics(angle: float, g: float) -> dict[str, float]:
+    """Accuracy and log-loss of ``p = sigmoid(g * v/||v|| . x)`` with ``v`` at ``angle`` degrees."""
+    x, y, _ = breast_cancer_2d()
+    direction = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+    z = g * (x @ direction)
+    p = 1.0 / (1.0 + np.exp(-z))
+    eps = 1e-12
+    log_loss = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+    return {"accuracy": float(np.mean((z > 0) == (y == 1))), "log_loss": float(log_loss)}
+
+
+def neuron_figure(angle: float = 225.0, g: float = 2.0) -> Figure:
+    """A weight-normalised neuron on two tumour features: the direction sets the boundary,
+    ``g`` how steeply the probability changes across it. Accuracy and log-loss in the title."""
+    x, y, names = breast_cancer_2d()
+    m = neuron_metrics(angle, g)
+    direction = np.array([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+    grid = np.linspace(-3.5, 3.5, 141)
+    gx, gy = np.meshgrid(grid, grid)
+    prob = 1.0 / (1.0 + np.exp(-g * (gx * direction[0] + gy * direction[1])))
+    fig, axes = viz.figure(size=(5.6, 4.6))
+    ax = axes[0, 0]
+    im = ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.5)
+    fig.colorbar(im, ax=ax, label="p(benign)")
+    for label, marker, text in ((0, "x", "malignant"), (1, "o", "benign")):
+        pts = x[y == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=8, marker=marker, c="k", alpha=0.5, label=text)
+    ax.arrow(0, 0, direction[0], direction[1], width=0.04, color="tab:green")
+    ax.set_xlim(-3.5, 3.5)
+    ax.set_ylim(-3.5, 3.5)
+    ax.set_xlabel(f"{names[0]} (standardised)")
+    ax.set_ylabel(f"{names[1]} (standardised)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(
+        f"angle {angle:.0f}°, g = {g:.2g}: accuracy {m['accuracy']:.1%}, "
+        f"log-loss {m['log_loss']:.3f}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- spectral norm
+
+
+def power_iteration(w: torch.Tensor, iterations: int = 100, seed: int = 0) -> float:
+    """Estimate the largest singular value of ``w`` by power iteration.
+
+    Alternately ``v = W^T u / ||W^T u||`` and ``u = W v / ||W v||``; then
+    ``sigma = u . W v``. Spectral normalisation runs one such step per forward
+    pass and divides the weight by ``sigma``.
+    """
+    w = w.detach().double()
+    u = torch.randn(w.shape[0], generator=torch.Generator().manual_seed(seed), dtype=w.dtype)
+    u = u / u.norm()
+    v = w.T @ u
+    for _ in range(iterations):
+        v = w.T @ u
+        v = v / v.norm()
+        u = w @ v
+        u = u / u.norm()
+    return float(u @ w @ v)
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+def _scalar(value) -> float | None:
+    """``value`` as a float when it is a single number, else None."""
+    try:
+        arr = np.asarray(value.detach() if hasattr(value, "detach") else value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return float(arr.ravel()[0]) if arr.size == 1 else None
+
+
+_GEN = torch.Generator().manual_seed(12)
+_G = torch.rand(5, generator=_GEN) + 0.5
+_V = torch.randn(5, 7, generator=_GEN) * 3
+_X = torch.randn(64, 7, generator=_GEN) * 2 + 1
+_W_SN = torch.randn(12, 20, generator=_GEN)
+
+
+def _solution_weight(g, v):
+    return g[:, None] * v / v.norm(dim=1, keepdim=True)  # one length g_i per row v_i
+
+
+@exercises.register(
+    "12.1",
+    title="the weight-normalised weight",
+    hint="Divide each ROW of v by its own norm (v.norm(dim=1, keepdim=True)), then multiply "
+    "row i by g[i] (g[:, None] broadcasts over the columns).",
+    solution=_solution_weight,
+)
+def _check_weight(answer):
+    got = exercises.call(answer, _G, _V)
+    expected = _solution_weight(_G, _V)
+    problem = exercises.compare(got, expected, name="your weight", rtol=1e-5)
+    if problem is None or tuple(np.shape(got)) != tuple(expected.shape):
+        return problem
+    got_t = torch.as_tensor(np.asarray(got.detach() if hasattr(got, "detach") else got))
+    if torch.allclose(got_t.double(), (_G[:, None] * _V / _V.norm()).double(), rtol=1e-4):
+        return "you divided by the norm of the whole matrix: each row needs its own norm."
+    if torch.allclose(got_t.double(), (_G[:, None] * _V / _V.norm(dim=0)).double(), rtol=1e-4):
+        return (
+            "you normalised the columns (dim=0): normalise each row (dim=1), one per output unit."
+        )
+    if torch.allclose(got_t.double(), F.normalize(_V, dim=1).double(), rtol=1e-4):
+        return "you forgot to multiply by g: without it every row has length 1."
+    return problem
+
+
+def _solution_init(v, x):
+    t = x @ (v / v.norm(dim=1, keepdim=True)).T  # pre-activations with g = 1, b = 0
+    mean, std = t.mean(0), t.std(0, unbiased=False)
+    return 1.0 / std, -mean / std  # g * t + b then has mean 0 and variance 1
+
+
+@exercises.register(
+    "12.2",
+    title="data-dependent initialisation",
+    hint="t = x @ (v / ||v_i||).T, per unit mean m and std s over the batch (unbiased=False); "
+    "then g = 1/s and b = -m/s, so that g*t + b has mean 0 and std 1.",
+    solution=_solution_init,
+)
+def _check_init(answer):
+    got = exercises.call(answer, _V, _X)
+    if not (isinstance(got, tuple | list) and len(got) == 2):
+        return "return a pair (g, b): one length and one bias per output unit."
+    g_exp, b_exp = _solution_init(_V, _X)
+    problem_g = exercises.compare(got[0], g_exp, name="your g", rtol=1e-4)
+    if problem_g:
+        t = _X @ (_V / _V.norm(dim=1, keepdim=True)).T
+        if exercises.compare(got[0], 1.0 / t.var(0, unbiased=False), rtol=1e-3) is None:
+            return "g should divide by the standard deviation, not by the variance."
+        if exercises.compare(got[0], 1.0 / t.std(0), rtol=1e-4) is None:
+            return (
+                "you used the unbiased (n-1) standard deviation: use the batch's own, "
+                "t.std(0, unbiased=False), as batch normalisation does."
+            )
+        return problem_g
+    problem_b = exercises.compare(got[1], b_exp, name="your b", rtol=1e-4, atol=1e-6)
+    if problem_b and exercises.compare(got[1], -b_exp, rtol=1e-4, atol=1e-6) is None:
+        return "your bias has the wrong sign: it must cancel the mean, b = -mean/std."
+    return problem_b
+
+
+def _solution_power(w, iterations):
+    u = torch.ones(w.shape[0], dtype=w.dtype) / math.sqrt(w.shape[0])
+    for _ in range(iterations):
+        v = w.T @ u
+        v = v / v.norm()
+        u = w @ v
+        u = u / u.norm()
+    return float(u @ w @ v)  # the Rayleigh quotient: sigma_max after convergence
+
+
+@exercises.register(
+    "12.3",
+    title="power iteration for the largest singular value",
+    hint="Start from any unit vector u; repeat v = W^T u / ||W^T u||, u = W v / ||W v||; "
+    "return u . (W v). After enough iterations this is the largest singular value.",
+    solution=_solution_power,
+)
+def _check_power(answer):
+    got = exercises.call(answer, _W_SN, 200)
+    value = _scalar(got)
+    if value is None:
+        return "return a single number: the estimated largest singular value."
+    expected = float(torch.linalg.matrix_norm(_W_SN.double(), ord=2))
+    if np.isclose(value, expected, rtol=1e-3):
+        return None
+    if np.isclose(value, float(_W_SN.norm()), rtol=1e-3):
+        return "you returned the Frobenius norm of W, not its largest singular value."
+    if np.isclose(value, float(_W_SN.norm(dim=1).max()), rtol=1e-3):
+        return "you returned the largest row norm: that is only a lower bound of sigma_max."
+    if np.isclose(value, expected**2, rtol=1e-3):
+        return "you returned sigma_max squared (an eigenvalue of W^T W): take its square root."
+    return f"your estimate is {value:.4g}, the largest singular value is {expected:.4g}."

@@ -1,0 +1,245 @@
+"""course_lib.siamese (notebook 09)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import data_dir_or_skip
+from matplotlib.figure import Figure
+
+from course_lib import exercises
+from course_lib import siamese as sia
+
+
+@pytest.fixture
+def real_data(monkeypatch):
+    """Point the loaders at the real dataset samples (skip where there are none)."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(data_dir_or_skip()))
+
+
+def _images(n=16, seed=0):
+    return torch.rand(n, 28, 28, generator=torch.Generator().manual_seed(seed))
+
+
+# --------------------------------------------------------------------------- model and sharing
+
+
+def test_embedding_net_shape_and_size():
+    net = sia.embedding_net(dim=8)
+    assert net(_images(5)).shape == (5, 8)
+    assert sum(p.numel() for p in sia.embedding_net(32).parameters()) == 21_952
+    assert torch.equal(sia.embedding_net(seed=3)[1].weight, sia.embedding_net(seed=3)[1].weight)
+
+
+def test_siamese_branches_share_every_parameter():
+    model = sia.SiameseNet(sia.embedding_net(dim=8))
+    report = sia.shared_parameter_report(model)
+    assert report["same_objects"] and report["same_storage"]
+    assert report["n_tensors_model"] == report["n_tensors_left"] == 8
+    assert report["n_weights_model"] == report["n_weights"]
+    z1, z2 = model(_images(4), _images(4))
+    assert torch.allclose(z1, z2)  # same weights, same inputs, same embeddings
+    with torch.no_grad():
+        model.left[1].weight.add_(1.0)  # changing one branch changes the other
+    assert torch.equal(model.left[1].weight, model.right[1].weight)
+
+
+def test_report_detects_copies():
+    import copy
+
+    model = sia.SiameseNet(sia.embedding_net(dim=8))
+    model.right = copy.deepcopy(model.left)
+    report = sia.shared_parameter_report(model)
+    assert not report["same_objects"] and not report["same_storage"]
+    assert report["n_weights_model"] == 2 * report["n_weights"]
+
+
+def test_pair_distances_and_contrastive_loss():
+    z1 = torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 4.0]])
+    z2 = torch.tensor([[3.0, 4.0], [0.0, 0.3], [0.0, 0.0]])
+    d = sia.pair_distances(z1, z2)
+    assert torch.allclose(d, torch.tensor([5.0, 0.3, 5.0]))
+    same = torch.tensor([1.0, 0.0, 0.0])
+    # similar pair: 25/2; dissimilar inside the margin: (1 - 0.3)^2 / 2; beyond: 0
+    expected = (25 / 2 + 0.7**2 / 2 + 0.0) / 3
+    assert sia.contrastive_loss(z1, z2, same, margin=1.0).item() == pytest.approx(expected)
+    assert sia.pair_distances(z1[:1], z1[:1]).item() == pytest.approx(1e-6)  # no NaN gradient at 0
+
+
+def test_two_copy_gradients_sum_to_the_shared_gradient():
+    model = sia.SiameseNet(sia.embedding_net(dim=8))
+    x1, x2 = _images(12, 1), _images(12, 2)
+    same = torch.tensor([1.0, 0.0] * 6)
+    marker = torch.full_like(model.left[1].weight, 7.0)
+    model.left[1].weight.grad = marker.clone()
+    grads = sia.two_copy_gradients(model, x1, x2, same)
+    for name in grads["shared"]:
+        assert torch.allclose(grads["shared"][name], grads["copy_sum"][name], rtol=1e-4, atol=1e-7)
+    assert grads["shared"]["10.bias"].abs().max().item() == 0.0
+    assert grads["copy_left"]["10.bias"].norm() > 0
+    assert torch.equal(model.left[1].weight.grad, marker)  # caller's gradients restored
+
+
+# --------------------------------------------------------------------------- pairs and data
+
+
+def test_make_pairs_is_balanced_and_correct():
+    labels = np.repeat(np.arange(5), 40)
+    i, j, same = sia.make_pairs(labels, 2000, seed=0)
+    assert len(i) == len(j) == len(same) == 2000
+    assert 0.45 < same.mean().item() < 0.55
+    assert np.array_equal(labels[i] == labels[j], same.numpy().astype(bool))
+    assert not torch.any((i == j) & (same == 1))
+    assert torch.equal(sia.make_pairs(labels, 50, seed=1)[1], sia.make_pairs(labels, 50, seed=1)[1])
+    with pytest.raises(ValueError):
+        sia.make_pairs(np.zeros(10), 5)
+
+
+def test_make_pairs_with_a_singleton_class():
+    labels = np.array([0, 1, 1, 1])
+    i, j, same = sia.make_pairs(labels, 200, seed=0)
+    assert np.array_equal(labels[i] == labels[j], same.numpy().astype(bool))
+    assert not torch.any((i == j) & (same == 1))
+
+
+def test_batch_pairs():
+    i, j, same = sia.batch_pairs(torch.tensor([0, 1, 0, 2]))
+    assert len(i) == 6 and torch.all(i < j)
+    assert same.tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_random_shift_moves_content():
+    x = torch.zeros(50, 28, 28)
+    x[:, 14, 14] = 1.0
+    shifted = sia.random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert shifted.shape == x.shape and torch.allclose(shifted.sum((1, 2)), torch.ones(50))
+    pos = shifted.flatten(1).argmax(1)
+    rows, cols = (pos // 28).tolist(), (pos % 28).tolist()
+    assert set(rows) <= set(range(12, 17)) and set(cols) <= set(range(12, 17))
+    assert len(set(zip(rows, cols, strict=True))) > 5  # many different offsets
+    assert torch.equal(sia.random_shift(x, 0), x)
+
+
+def test_digit_split(real_data):
+    split = sia.digit_split(n_train=500)
+    x, y = split["train"]
+    assert x.shape == (500, 28, 28) and set(y.unique().tolist()) <= set(sia.SEEN)
+    assert set(split["test_unseen"][1].unique().tolist()) == set(sia.UNSEEN)
+    assert set(split["test_seen"][1].unique().tolist()) == set(sia.SEEN)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+# --------------------------------------------------------------------------- training and evaluation
+
+
+def test_train_siamese_learns_to_separate_classes():
+    g = torch.Generator().manual_seed(0)
+    protos = torch.rand(3, 28, 28, generator=g)
+    y = torch.arange(3).repeat(64)
+    x = (protos[y] + 0.3 * torch.rand(len(y), 28, 28, generator=g)).clamp(0, 1)
+    model, losses = sia.train_siamese(x, y, epochs=3, batch_size=64, max_shift=0, progress=False)
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    i, j, same = sia.make_pairs(y, 400, seed=1)
+    z = sia.embed(model, x)
+    assert sia.verification_auc(sia.pair_distances(z[i], z[j]), same) > 0.95
+    assert isinstance(model, sia.SiameseNet) and model.left.training
+
+
+def test_verification_auc():
+    assert sia.verification_auc([0.1, 0.2, 0.9, 1.0], [1, 1, 0, 0]) == 1.0
+    assert sia.verification_auc([0.9, 1.0, 0.1, 0.2], [1, 1, 0, 0]) == 0.0
+    assert sia.verification_auc(torch.tensor([0.5, 0.5]), torch.tensor([1.0, 0.0])) == 0.5
+
+
+def test_embed_accepts_a_branch_or_a_siamese_net():
+    branch = sia.embedding_net(dim=4)
+    x = _images(1100)
+    assert torch.allclose(sia.embed(branch, x), sia.embed(sia.SiameseNet(branch), x))
+    assert sia.embed(branch, x).shape == (1100, 4) and not sia.embed(branch, x).requires_grad
+
+
+def test_embedding_figure():
+    z = torch.randn(60, 8)
+    fig = sia.embedding_figure(z, torch.arange(3).repeat(20), "AUC 0.9")
+    assert isinstance(fig, Figure) and fig.axes[0].get_title() == "AUC 0.9"
+    assert sia.embedding_figure(torch.randn(10, 2), torch.zeros(10)).axes[0].get_xlabel() == "z1"
+
+
+@pytest.mark.parametrize("margin", [0.1, 1.0, 3.0])
+def test_margin_figure_at_slider_extremes(margin):
+    d = torch.tensor([0.05, 0.5, 2.0, 0.2, 1.5])
+    s = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0])
+    fig = sia.margin_figure(margin, d, s)
+    inside = float(np.mean(d[s == 0].numpy() < margin))
+    title = fig.texts[0].get_text()
+    assert (
+        isinstance(fig, Figure) and f"margin m = {margin:.2f}" in title and f"{inside:.0%}" in title
+    )
+    assert len(fig.axes) == 2
+    assert len(sia.margin_figure(margin).axes) == 1
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+@pytest.mark.parametrize("id", ["09.1", "09.2"])
+def test_solutions_pass(id):
+    result = exercises.evaluate(id, exercises.get(id).solution)
+    assert result.passed, result.message
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("id", ["09.1", "09.2"])
+def test_unfinished(id):
+    assert exercises.evaluate(id, _stub).status == "unfinished"
+
+
+def test_triplet_solution_matches_torch():
+    a, p, n = sia._A, sia._P, sia._N
+    ours = sia._solution_triplet(a, p, n, 1.0)
+    assert ours.item() == pytest.approx(F.triplet_margin_loss(a, p, n, margin=1.0).item(), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (lambda d, s, m: (s * d**2 + (1 - s) * torch.clamp(m - d, min=0) ** 2).mean(), "twice"),
+        (
+            lambda d, s, m: ((1 - s) * d**2 + s * torch.clamp(m - d, min=0) ** 2).mean() / 2,
+            "swapped",
+        ),
+        (lambda d, s, m: (s * d**2 + (1 - s) * torch.clamp(m - d, min=0)).mean() / 2, "squared"),
+        (lambda d, s, m: (s * d**2 + (1 - s) * (m - d) ** 2).mean() / 2, "is off"),
+        (lambda d, s, m: s * d**2, "shape"),
+        (lambda d, s, m: torch.tensor(float("nan")), "NaN"),
+        (lambda d, s: 0.0, "raised TypeError"),
+    ],
+)
+def test_contrastive_wrong_answers(answer, phrase):
+    result = exercises.evaluate("09.1", answer)
+    assert result.status == "wrong" and phrase in result.message and "Hint:" in result.message
+
+
+def _d(u, v):
+    return (u - v).norm(dim=1)
+
+
+@pytest.mark.parametrize(
+    "answer, phrase",
+    [
+        (lambda a, p, n, m: (_d(a, p) ** 2 - _d(a, n) ** 2 + m).clamp(min=0).mean(), "squared"),
+        (lambda a, p, n, m: (_d(a, p) - _d(a, n) + m).mean(), "max(0"),
+        (lambda a, p, n, m: (_d(a, n) - _d(a, p) + m).clamp(min=0).mean(), "swapped"),
+        (lambda a, p, n, m: (_d(a, p) - _d(a, n) + m).clamp(min=0), "shape"),
+        (lambda a, p, n, m: "0.5", "numeric"),
+        (lambda a, p, n: 0.0, "raised TypeError"),
+    ],
+)
+def test_triplet_wrong_answers(answer, phrase):
+    result = exercises.evaluate("09.2", answer)
+    assert result.status == "wrong" and phrase in result.message and "Hint:" in result.message

@@ -1,0 +1,242 @@
+"""Tests of course_lib.visualization (notebook 05)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import data_dir_or_skip
+from matplotlib.figure import Figure
+
+import course_lib as cl
+from course_lib import cifar10_cnn, exercises
+from course_lib import visualization as V
+
+
+@pytest.fixture
+def real_data(monkeypatch):
+    """Point the loaders at the real dataset samples (skipped where there are none, never in CI)."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(data_dir_or_skip()))
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def test_smoothness_of_noise_smooth_and_checkerboard():
+    torch.manual_seed(0)
+    assert abs(V.smoothness(torch.randn(200, 3, 5, 5))) < 0.05
+    ramp = torch.arange(25.0).reshape(5, 5) + 10
+    assert V.smoothness(ramp) > 0.95
+    assert V.smoothness(torch.ones(4, 4)) == pytest.approx(1.0)
+    checker = (-1.0) ** (torch.arange(5).view(-1, 1) + torch.arange(5))
+    assert V.smoothness(checker) == pytest.approx(-1.0)
+    assert V.smoothness(torch.zeros(3, 3)) == 0.0
+    with pytest.raises(ValueError):
+        V.smoothness(torch.ones(5))
+
+
+def test_smoothness_agrees_with_exercise_solution_on_one_image():
+    img = np.random.default_rng(0).normal(size=(6, 6)).cumsum(0)
+    assert V.smoothness(img) == pytest.approx(exercises.get("05.3").solution(img))
+
+
+def test_colour_share_extremes_and_random_average():
+    grey = torch.randn(4, 1, 3, 3).expand(4, 3, 3, 3)
+    assert np.allclose(V.colour_share(grey), 0.0)
+    opponent = torch.zeros(2, 3, 3, 3)
+    opponent[:, 0], opponent[:, 1] = 1.0, -1.0
+    assert np.allclose(V.colour_share(opponent), 1.0)
+    torch.manual_seed(0)
+    assert V.colour_share(torch.randn(2000, 3, 3, 3)).mean() == pytest.approx(2 / 3, abs=0.01)
+    with pytest.raises(ValueError):
+        V.colour_share(torch.randn(4, 1, 3, 3))
+
+
+def test_relative_change_per_snapshot():
+    snaps = [
+        {"w": torch.tensor([3.0, 4.0])},
+        {"w": torch.tensor([3.0, 4.5])},
+        {"w": torch.zeros(2)},
+    ]
+    rc = V.relative_change(snaps)
+    assert np.allclose(rc["w"], [0.0, 0.1, 1.0])
+    with pytest.raises(ValueError, match="zeros"):
+        V.relative_change([{"w": torch.zeros(2)}])
+    with pytest.raises(ValueError, match="snapshots"):
+        V.relative_change([])
+
+
+def test_rank_correlation_matches_scipy():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=30), rng.normal(size=30)
+    assert V.rank_correlation(a, b) == pytest.approx(spearmanr(a, b).statistic)
+    assert V.rank_correlation([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert V.rank_correlation([1, 2, 3], [3.0, 2.0, -5.0]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError):
+        V.rank_correlation([1], [2])
+
+
+def test_frozen_pixels():
+    x = np.zeros((3, 4, 4), dtype=np.uint8)
+    x[0, 1, 2] = 5
+    x[2, 3, 3] = 1
+    mask = V.frozen_pixels(x)
+    assert mask.shape == (4, 4) and mask.sum() == 14
+    assert not mask[1, 2] and not mask[3, 3]
+
+
+# --------------------------------------------------------------------------- CNN helpers and figures
+
+
+def test_cnn_weight_names_in_order():
+    names = V.cnn_weight_names(cifar10_cnn.SmallResNet(4))
+    assert names[0] == "stem.conv.weight" and names[-1] == "fc.weight"
+    assert len(names) == 9  # 8 convolutions and the classifier
+
+
+def test_filter_images_scales():
+    w = torch.zeros(2, 3, 3, 3)
+    w[0, 0] = 2.0
+    w[1, 2] = -1.0
+    img = V.filter_images(w, per_filter=False)
+    assert img.shape == (2, 3, 3, 3)
+    assert np.allclose(img[0, :, :, 0], 1.0) and np.allclose(img[0, :, :, 1], 0.5)
+    assert np.allclose(img[1, :, :, 2], 0.25)
+    own = V.filter_images(w)
+    assert np.allclose(own[1, :, :, 2], 0.0) and np.allclose(own[0], img[0])
+    assert np.allclose(V.filter_images(torch.zeros(1, 3, 2, 2)), 0.5)
+
+
+def _snapshots(epochs=3):
+    torch.manual_seed(0)
+    model = cifar10_cnn.SmallResNet(4, stem_kernel=5)
+    snaps = [{n: p.detach().clone() for n, p in model.named_parameters()}]
+    for e in range(epochs):
+        snaps.append({n: w * 0.9 + 0.01 * (e + 1) for n, w in snaps[-1].items()})
+    return snaps
+
+
+@pytest.mark.parametrize("epoch", [0, 3, -1])
+def test_filter_figure_extremes(epoch):
+    fig = cl.widgets.render(V.filter_figure, snapshots=_snapshots(), epoch=epoch)
+    title = fig._suptitle.get_text()
+    when = "at initialisation" if epoch == 0 else f"after epoch {epoch % 4}"
+    assert when in title and "smoothness" in title and "colour share" in title
+
+
+@pytest.mark.parametrize(
+    ("epoch", "expected"), [(0, "median relative change 0.00"), (3, "epoch 3")]
+)
+def test_histogram_figure_extremes(epoch, expected):
+    snaps = _snapshots()
+    names = V.cnn_weight_names(cifar10_cnn.SmallResNet(4))
+    fig = cl.widgets.render(V.histogram_figure, snapshots=snaps, epoch=epoch, names=names)
+    assert expected in fig._suptitle.get_text()
+    assert len([ax for ax in fig.axes if ax.get_visible() and ax.axison]) == len(names)
+
+
+def test_relative_change_figure_names_the_top_layer():
+    fig = V.relative_change_figure({"a": np.array([0, 0.2]), "b": np.array([0, 0.7])})
+    assert isinstance(fig, Figure)
+    assert "b (0.70)" in fig.axes[0].get_title()
+
+
+def test_train_cifar_cnn_tiny(real_data):
+    model, run, test_set = V.train_cifar_cnn(
+        n_train=100, n_test=50, epochs=1, width=4, progress=False
+    )
+    assert model.stem.conv.weight.shape == (4, 3, 5, 5)
+    assert len(run.snapshots) == 2 and len(run.history.val_accuracy) == 1
+    assert len(test_set) == 50
+    assert not torch.equal(
+        run.snapshots[0]["stem.conv.weight"], run.snapshots[1]["stem.conv.weight"]
+    )
+
+
+# --------------------------------------------------------------------------- MLP on MNIST
+
+
+def test_mnist_mlp_takes_raw_images():
+    model = V.mnist_mlp(hidden=16)
+    x = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    assert model(x).shape == (5, 10)
+    assert model[2].weight.shape == (16, 784)
+    torch.testing.assert_close(model(x), model(x.float()))
+
+
+def test_train_mnist_mlp_frozen_pixels_do_not_move(real_data):
+    model, history, snaps, train_set = V.train_mnist_mlp(
+        n_train=1000, epochs=2, hidden=16, progress=False
+    )
+    assert len(snaps) == 3 and history.val_accuracy[-1] > 0.3  # chance: 0.1
+    mask = torch.from_numpy(V.frozen_pixels(train_set.x).ravel())
+    assert mask.sum() > 50
+    moved = snaps[-1]["2.weight"] - snaps[0]["2.weight"]
+    assert moved[:, mask].abs().max() == 0.0
+    assert moved[:, ~mask].abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("units", [1, 64])
+def test_template_figure(units):
+    torch.manual_seed(0)
+    w = torch.randn(64, 784)
+    fig = cl.widgets.render(V.template_figure, weights=w, units=units)
+    assert f"{units} first-layer weight images" in fig.axes[0].get_title()
+
+
+def test_template_mosaic_tiles_and_scales():
+    w = torch.zeros(3, 784)
+    w[0, 0], w[1, 783], w[2, 5] = 2.0, -4.0, 0.5
+    m = V.template_mosaic(w, ncols=2, gap=1)
+    assert m.shape == (57, 57)
+    assert m[0, 0] == 1.0 and m[27, 29 + 27] == -1.0 and m[29, 5] == 1.0
+    assert np.isnan(m[28, 0]) and np.isnan(m[40, 40])
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+def _stub(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("ex_id", ["05.1", "05.2", "05.3"])
+def test_solutions_pass_and_stubs_are_unfinished(ex_id):
+    assert exercises.evaluate(ex_id, exercises.get(ex_id).solution).passed
+    assert exercises.evaluate(ex_id, _stub).status == "unfinished"
+    assert exercises.evaluate(ex_id, ...).status == "unfinished"
+    for bad in (lambda *a: 1 / 0, lambda *a: np.full((9, 9), np.nan), lambda *a: np.nan, 42):
+        result = exercises.evaluate(ex_id, bad)
+        assert result.status == "wrong" and "Hint" in result.message
+
+
+def _wrong(ex_id, answer, fragment):
+    result = exercises.evaluate(ex_id, answer)
+    assert result.status == "wrong", result.message
+    assert fragment in result.message and "Hint" in result.message
+
+
+def test_exercise_05_1_typical_mistakes():
+    _wrong("05.1", lambda w0, w1: np.linalg.norm(w1 - w0), "divide by ||w0||")
+    _wrong("05.1", lambda w0, w1: np.linalg.norm(w1) / np.linalg.norm(w0) - 1, "compared the norms")
+    _wrong("05.1", lambda w0, w1: np.abs(w1 - w0).mean() / np.abs(w0).mean(), "off")
+
+
+def test_exercise_05_2_typical_mistakes():
+    sol = exercises.get("05.2").solution
+    _wrong("05.2", lambda f: np.sqrt(sol(f)), "energies")
+    _wrong("05.2", lambda f: 1 - sol(f), "brightness share")
+    _wrong("05.2", lambda f: sol(f)[:3], "shape")
+
+
+def test_exercise_05_3_typical_mistakes():
+    def horizontal_only(w):
+        return (w[:, :-1] * w[:, 1:]).sum() / (0.5 * (w[:, :-1] ** 2 + w[:, 1:] ** 2).sum())
+
+    def unnormalised(w):
+        return (w[:, :-1] * w[:, 1:]).sum() + (w[:-1, :] * w[1:, :]).sum()
+
+    _wrong("05.3", horizontal_only, "vertical pairs")
+    _wrong("05.3", unnormalised, "off")

@@ -15,7 +15,7 @@
   ``nn.init.orthogonal_``), :func:`recurrence_jacobian` and
   :func:`recurrence_figure` (orthogonal vs Gaussian weights over many steps).
 * Exploding gradients through time: :func:`gradient_norm_through_time`,
-  :func:`gradient_through_time_figure`, and :func:`clip_grad_norm` from scratch.
+  :func:`gradient_through_time_figure`, and :func:`clip_grad_norm` (from notebook 11).
 * The classifier: :class:`SentenceRNN` (embedding, bidirectional RNN/LSTM/GRU
   over packed sequences, maximum over time, linear head),
   :func:`length_bucket_loader` (batches of similar length) and
@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import data, exercises, training, viz
+from .gradient_flow import clip_grad_norm  # written from scratch in notebook 11
 
 __all__ = [
     "CELLS",
@@ -466,25 +467,6 @@ def gradient_through_time_figure(gain: float = 2.0, max_len: int = 60, clip: flo
     return fig
 
 
-def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float, eps: float = 1e-6) -> float:
-    """Clip the global gradient norm in place, from scratch; return the norm before clipping.
-
-    The global norm is ``sqrt(sum_p ||grad_p||^2)`` over all parameters; when it
-    exceeds ``max_norm`` every gradient is multiplied by ``max_norm / (norm + eps)``,
-    so the direction of the whole update is kept and only its length shrinks
-    (as ``torch.nn.utils.clip_grad_norm_`` does, with the same ``eps``).
-    """
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return 0.0
-    total = torch.sqrt(sum(g.detach().double().pow(2).sum() for g in grads)).item()
-    scale = max_norm / (total + eps)
-    if scale < 1.0:
-        for g in grads:
-            g.detach().mul_(scale)
-    return total
-
-
 # --------------------------------------------------------------------------- the classifier
 
 
@@ -781,51 +763,65 @@ def _check_lstm_step(answer):
     return None
 
 
-_EX_CLIP_GRADS = [
-    torch.tensor([[3.0, -4.0], [0.0, 12.0]]),
-    torch.tensor([2.0, -1.0, 4.0]),
-    torch.tensor([[[0.5]]]),
-]
+_EX_GEN2 = torch.Generator().manual_seed(142)
+_EX_SEQ = torch.randn(7, 3, generator=_EX_GEN2, dtype=torch.float64)  # 7 steps, 3 inputs
+_EX_RNN = {
+    "w_ih": torch.randn(5, 3, generator=_EX_GEN2, dtype=torch.float64) * 0.6,
+    "w_hh": torch.randn(5, 5, generator=_EX_GEN2, dtype=torch.float64) * 0.4,
+    "b_ih": torch.randn(5, generator=_EX_GEN2, dtype=torch.float64) * 0.1,
+    "b_hh": torch.randn(5, generator=_EX_GEN2, dtype=torch.float64) * 0.1,
+}
 
 
-def _solution_clip(grads, max_norm):
-    total = torch.sqrt(sum((g**2).sum() for g in grads))  # one norm over all gradients
-    scale = min(1.0, max_norm / (float(total) + 1e-6))  # only ever shrink
-    return [g * scale for g in grads]
+def _solution_rnn(x, w_ih, w_hh, b_ih, b_hh):
+    h = torch.zeros(w_hh.shape[0], dtype=x.dtype)  # h_0 = 0
+    outputs = []
+    for x_t in x:  # the same four tensors at every step
+        h = torch.tanh(w_ih @ x_t + b_ih + w_hh @ h + b_hh)
+        outputs.append(h)
+    return torch.stack(outputs)
+
+
+def _torch_rnn_reference() -> torch.Tensor:
+    """``nn.RNN`` with the exercise's weights: the checker's ground truth."""
+    layer = nn.RNN(3, 5).double()
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            key = name.replace("weight", "w").replace("bias", "b").replace("_l0", "")
+            getattr(layer, name).copy_(_EX_RNN[key])
+        return layer(_EX_SEQ)[0]
 
 
 @exercises.register(
     "14.2",
-    title="clipping the global gradient norm",
-    hint="Compute ONE norm over all gradients, sqrt(sum of squares of every entry); if it "
-    "exceeds max_norm multiply every gradient by max_norm / (norm + 1e-6), otherwise leave them.",
-    solution=_solution_clip,
+    title="an RNN unrolled by hand",
+    hint="Start from h = 0 and loop over the steps: h = tanh(W_ih x_t + b_ih + W_hh h + b_hh), "
+    "with the SAME weights at every step; collect every h and stack them into a (T, H) tensor.",
+    solution=_solution_rnn,
 )
-def _check_clip(answer):
-    for max_norm in (5.0, 100.0):
-        got = exercises.call(answer, [g.clone() for g in _EX_CLIP_GRADS], max_norm)
-        if not isinstance(got, list | tuple) or len(got) != len(_EX_CLIP_GRADS):
-            return f"return a list of {len(_EX_CLIP_GRADS)} clipped gradients, one per input."
-        expected = _solution_clip(_EX_CLIP_GRADS, max_norm)
-        per_tensor = [g * min(1.0, max_norm / (float(g.norm()) + 1e-6)) for g in _EX_CLIP_GRADS]
-        for k, (g, e) in enumerate(zip(got, expected, strict=True)):
-            problem = exercises.compare(g, e, name=f"gradient {k} (max_norm={max_norm:g})")
-            if problem is None:
-                continue
-            if exercises.compare(g, per_tensor[k]) is None:
-                return (
-                    "you clipped each gradient by its own norm: clip_grad_norm_ uses one global "
-                    "norm over all gradients, so that the direction of the whole update is kept."
-                )
-            if exercises.compare(g, _EX_CLIP_GRADS[k].clamp(-max_norm, max_norm)) is None:
-                return (
-                    "you clamped each entry (that is clip_grad_value_): scale all gradients "
-                    "by one common factor instead."
-                )
-            if max_norm == 100.0:
-                return problem + " Below the threshold the gradients must be left unchanged."
-            return problem
-    return None
+def _check_rnn(answer):
+    expected = _torch_rnn_reference()
+    got = exercises.call(answer, _EX_SEQ, *_EX_RNN.values())  # w_ih, w_hh, b_ih, b_hh
+    problem = exercises.compare(got, expected, name="your hidden states", rtol=1e-6)
+    if problem is None:
+        return None
+    try:
+        got = torch.as_tensor(got).detach().double()
+    except (TypeError, ValueError, RuntimeError):
+        return problem
+    if got.shape == expected.shape[1:] and torch.allclose(got, expected[-1]):
+        return "return the hidden state of every step (T rows, in order), not only the last one."
+    if got.shape == expected.shape:
+        w = _EX_RNN
+        no_memory = torch.tanh(_EX_SEQ @ w["w_ih"].T + w["b_ih"] + w["b_hh"])
+        if torch.allclose(got, no_memory):
+            return "every step ignores the previous hidden state: feed h back in through W_hh."
+        no_b_hh = _solution_rnn(
+            _EX_SEQ, w["w_ih"], w["w_hh"], w["b_ih"], torch.zeros_like(w["b_hh"])
+        )
+        if torch.allclose(got, no_b_hh):
+            return "nn.RNN adds two biases, b_ih and b_hh: one of them is missing."
+    return problem
 
 
 def _solution_count(cell, input_size, hidden_size):

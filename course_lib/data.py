@@ -609,12 +609,14 @@ _SKLEARN = {
 }
 
 
-def load_sklearn(name: str, **kwargs) -> Dataset:
+def load_sklearn(name: str, standardize: bool = False, **kwargs) -> Dataset:
     """One of scikit-learn's bundled datasets (no download) as a :class:`Dataset`.
 
     ``x`` is float64 features; for the regression set ``diabetes`` ``y`` is the
-    float target and ``classes`` is empty. ``kwargs`` go to the scikit-learn
-    loader (e.g. ``scaled=False`` for the raw diabetes features).
+    float target and ``classes`` is empty. ``standardize=True`` scales every
+    feature to mean 0 and standard deviation 1 (constant features become 0).
+    ``kwargs`` go to the scikit-learn loader (e.g. ``scaled=False`` for the raw
+    diabetes features).
     """
     if name not in _SKLEARN:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(_SKLEARN)}")
@@ -624,4 +626,8 @@ def load_sklearn(name: str, **kwargs) -> Dataset:
     classes = [str(c) for c in getattr(bunch, "target_names", [])]
     y = bunch.target if not classes else bunch.target.astype(np.int64)
     features = [str(f) for f in getattr(bunch, "feature_names", [])]
-    return Dataset(bunch.data.astype(np.float64), y, classes, name, features)
+    x = bunch.data.astype(np.float64)
+    if standardize:
+        std = x.std(axis=0)
+        x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return Dataset(x, y, classes, name, features)

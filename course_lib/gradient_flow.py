@@ -326,10 +326,8 @@ def deep_mlp(
 
 @lru_cache(maxsize=4)
 def _digits_standardised() -> tuple[torch.Tensor, torch.Tensor]:
-    ds = data.load_sklearn("digits")
-    std = ds.x.std(0)
-    x = (ds.x - ds.x.mean(0)) / np.where(std > 0, std, 1.0)
-    return torch.tensor(x, dtype=torch.float32), torch.tensor(ds.y)
+    ds = data.load_sklearn("digits", standardize=True)
+    return torch.tensor(ds.x, dtype=torch.float32), torch.tensor(ds.y)
 
 
 def digits_batch(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

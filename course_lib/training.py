@@ -46,6 +46,8 @@ def to_tensor(x, dtype: torch.dtype | None = None) -> torch.Tensor:
             arr = arr.astype(np.float32)
         elif np.issubdtype(arr.dtype, np.integer) and arr.dtype != np.uint8:
             arr = arr.astype(np.int64)
+        if not arr.flags.writeable:  # torch.from_numpy warns on read-only arrays
+            arr = arr.copy()
         t = torch.from_numpy(np.ascontiguousarray(arr))
     return t.to(dtype) if dtype is not None else t
 

@@ -144,10 +144,7 @@ def weight_norm_parts(module: nn.Module) -> tuple[nn.Parameter, nn.Parameter]:
 @lru_cache(maxsize=1)
 def digits_standardised() -> torch.Tensor:
     """scikit-learn's 1,797 8x8 digits as 64 standardised features (constant pixels left at 0)."""
-    ds = data.load_sklearn("digits")
-    std = ds.x.std(0)
-    x = (ds.x - ds.x.mean(0)) / np.where(std > 0, std, 1.0)
-    return torch.tensor(x, dtype=torch.float32)
+    return torch.tensor(data.load_sklearn("digits", standardize=True).x, dtype=torch.float32)
 
 
 def fit_scaled_target(

@@ -460,6 +460,10 @@ def test_load_sklearn():
     diabetes = data.load_sklearn("diabetes", scaled=False)
     assert diabetes.classes == [] and diabetes.y.dtype == np.float64
     assert diabetes.feature_names[2] == "bmi" and diabetes.x[:, 2].max() > 40
+    scaled = data.load_sklearn("digits", standardize=True).x
+    assert np.allclose(scaled.mean(0), 0) and np.all(
+        np.isin(np.round(scaled.std(0), 6), [0.0, 1.0])
+    )
     with pytest.raises(ValueError, match="choose one of"):
         data.load_sklearn("mnist")
 

@@ -77,3 +77,11 @@ def data_dir_or_skip() -> Path:
             pytest.fail(message)  # CI always has the samples: never skip there
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def real_data(monkeypatch) -> Path:
+    """Point the loaders at the real dataset samples (skipped where there are none, never in CI)."""
+    path = data_dir_or_skip()
+    monkeypatch.setenv("COURSE_DATA_DIR", str(path))
+    return path

@@ -92,15 +92,41 @@ def test_solution_prints_the_reference_source(capsys):
     assert "def _solution(x):" in out and "return 2 * x" in out
 
 
-def test_every_exercise_of_the_course():
-    """Each notebook has 2-3 exercises and every reference solution passes its checker."""
-    ids = [i for i in exercises.all_ids() if not i.startswith("99.")]
-    assert ids, "no exercises registered"
+COURSE_IDS = [i for i in exercises.all_ids() if not i.startswith("99.")]
+
+
+def test_every_notebook_has_two_or_three_exercises():
     per_notebook: dict[str, int] = {}
-    for id in ids:
+    for id in COURSE_IDS:
         per_notebook[id[:2]] = per_notebook.get(id[:2], 0) + 1
-        result = exercises.evaluate(id, exercises.get(id).solution)
-        assert result.passed, result.message
-        stub = exercises.evaluate(id, ...)
-        assert stub.status == "unfinished" and "Hint:" in stub.message
+    assert sorted(per_notebook) == [f"{n:02d}" for n in range(1, 15)], per_notebook
     assert all(2 <= n <= 3 for n in per_notebook.values()), per_notebook
+
+
+def _not_done(*args, **kwargs):
+    raise NotImplementedError
+
+
+MALFORMED = [
+    lambda *a, **k: 1 / 0,
+    lambda *a, **k: float("nan"),
+    lambda *a, **k: np.full((7, 7), np.nan),
+    lambda *a, **k: "text",
+    lambda *a, **k: None,
+    lambda: 0,
+    42,
+]
+
+
+@pytest.mark.parametrize("id", COURSE_IDS)
+def test_exercise_contract(id):
+    """The reference solution passes; unfinished and malformed answers get feedback, never an error."""
+    result = exercises.evaluate(id, exercises.get(id).solution)
+    assert result.passed and result.status == "correct", result.message
+    for unfinished in (_not_done, ...):
+        result = exercises.evaluate(id, unfinished)
+        assert result.status == "unfinished" and "Hint:" in result.message, result.message
+    with np.errstate(all="ignore"):
+        for answer in MALFORMED:
+            result = exercises.evaluate(id, answer)
+            assert result.status == "wrong" and "Hint:" in result.message, result.message

@@ -8,19 +8,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import data_dir_or_skip
 from matplotlib.figure import Figure
 from torch import nn
 
 from course_lib import exercises
 from course_lib import weight_normalization as wn
-
-
-@pytest.fixture
-def real_data(monkeypatch):
-    """Point the loaders at the real dataset samples (skip where there are none)."""
-    monkeypatch.setenv("COURSE_DATA_DIR", str(data_dir_or_skip()))
-
 
 # --------------------------------------------------------------------------- layers
 
@@ -186,21 +178,6 @@ def test_power_iteration_matches_svd():
 
 
 # --------------------------------------------------------------------------- exercises
-
-
-@pytest.mark.parametrize("id", ["12.1", "12.2", "12.3"])
-def test_solutions_pass(id):
-    result = exercises.evaluate(id, exercises.get(id).solution)
-    assert result.passed, result.message
-
-
-def _stub(*args):
-    raise NotImplementedError
-
-
-@pytest.mark.parametrize("id", ["12.1", "12.2", "12.3"])
-def test_unfinished(id):
-    assert exercises.evaluate(id, _stub).status == "unfinished"
 
 
 @pytest.mark.parametrize(

@@ -728,10 +728,11 @@ def benchmark(
     ``n_train``, ``n_test``, ``threads``, ``params`` and, with
     ``per_epoch=True``, ``val_accuracy`` per epoch (evaluating every epoch
     adds its time to ``train_seconds``). With ``baseline=True`` it also
-    trains :class:`TutorialNet` with the tutorial's recipe, by default for
-    as many steps as the tutorial takes (2 epochs of 50,000 images in batches
-    of 4: 20 epochs of the 5,085-image sample), and adds ``baseline_accuracy`` (its best epoch), ``baseline_epochs`` and
-    ``baseline_seconds``.
+    trains :class:`TutorialNet` with the tutorial's recipe on the same data,
+    by default for the same time budget (epochs until its training time
+    reaches ``train_seconds``; ``baseline_epochs`` fixes the number of
+    epochs instead), and adds ``baseline_accuracy`` (its best epoch),
+    ``baseline_epochs`` (epochs run) and ``baseline_seconds``.
     """
     old_threads = torch.get_num_threads()
     if threads is not None:
@@ -765,12 +766,16 @@ def benchmark(
         if per_epoch:
             result["val_accuracy"] = list(run.history.val_accuracy)
         if baseline:
-            base_epochs = baseline_epochs or max(1, round(100_000 / len(train_set)))
             _, history = tutorial_baseline(
-                train_set, test_set, epochs=base_epochs, seed=seed, progress=progress
+                train_set,
+                test_set,
+                epochs=baseline_epochs or 1000,
+                seed=seed,
+                progress=progress,
+                time_limit=None if baseline_epochs else run.seconds,
             )
             result["baseline_accuracy"] = max(history.val_accuracy)
-            result["baseline_epochs"] = base_epochs
+            result["baseline_epochs"] = history.epochs
             result["baseline_seconds"] = history.seconds
         return result
     finally:
@@ -785,6 +790,7 @@ def tutorial_baseline(
     lr: float = 1e-3,
     seed: int = 0,
     progress: bool = True,
+    time_limit: float | None = None,
 ) -> tuple[TutorialNet, training.History]:
     """Train :class:`TutorialNet` with the tutorial's own recipe; returns it and its history.
 
@@ -793,6 +799,8 @@ def tutorial_baseline(
     mean 0.5 and std 0.5. The tutorial stops after 2 epochs on 50,000 images;
     on a small sample more epochs are needed to reach its peak, which is
     ``max(history.val_accuracy)`` (test accuracy after each epoch).
+    ``time_limit`` stops it after the first epoch that ends past that many
+    seconds (see :func:`course_lib.training.fit`).
 
     It trains on one CPU thread: a network this small, on batches of 4, gains
     nothing from more threads, and waiting for each other costs them dearly
@@ -812,6 +820,7 @@ def tutorial_baseline(
             val=_xy(test_set),
             progress=progress,
             seed=seed,
+            time_limit=time_limit,
         )
     finally:
         torch.set_num_threads(threads)

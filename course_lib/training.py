@@ -183,6 +183,7 @@ def fit(
     scheduler=None,
     progress: bool = True,
     seed: int = 0,
+    time_limit: float | None = None,
 ) -> History:
     """Train ``model`` and return its :class:`History`.
 
@@ -192,7 +193,9 @@ def fit(
     ``scheduler`` (if given) is stepped once per epoch. Each callback is called
     as ``callback(epoch, model, history)`` after every epoch; a callback with a
     ``capture(model)`` method (like :class:`WeightSnapshots`) also records the
-    state before training.
+    state before training. ``time_limit`` (seconds) ends training after the
+    first epoch that finishes past it, for comparisons at equal time budgets;
+    ``history.epochs`` then says how many epochs ran.
     """
     from tqdm.auto import tqdm
 
@@ -242,6 +245,8 @@ def fit(
         bar.set_postfix(postfix)
         for cb in callbacks:
             cb(epoch, model, history)
+        if time_limit is not None and time.perf_counter() - start >= time_limit:
+            break
     history.seconds = time.perf_counter() - start
     return history
 

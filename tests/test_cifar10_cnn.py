@@ -322,6 +322,10 @@ def test_benchmark_tiny_run_reports_everything(real_data):
     )
     assert with_base["baseline_epochs"] == 1 and 0.0 <= with_base["baseline_accuracy"] <= 1.0
     assert with_base["baseline_seconds"] > 0
+    same_budget = T.benchmark(epochs=1, width=4, threads=1, n_train=100, baseline=True)
+    # the tutorial CNN trains epoch after epoch until it has used the course CNN's time
+    assert same_budget["baseline_seconds"] >= same_budget["train_seconds"]
+    assert same_budget["baseline_epochs"] >= 1
 
 
 def test_tutorial_baseline_runs_the_tutorial_recipe():
@@ -332,6 +336,8 @@ def test_tutorial_baseline_runs_the_tutorial_recipe():
     assert isinstance(model, T.TutorialNet)
     assert len(history.val_accuracy) == 2
     assert history.val_accuracy[-1] == 1.0
+    _, timed = T.tutorial_baseline((x, y), (x, y), epochs=5, progress=False, time_limit=0.0)
+    assert timed.epochs == 1
 
 
 # --------------------------------------------------------------------------- exercises

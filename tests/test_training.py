@@ -107,6 +107,14 @@ def test_fit_applies_transform_and_scheduler():
     assert sum(seen) == 80 and opt.param_groups[0]["lr"] == pytest.approx(0.025)
 
 
+def test_fit_time_limit_stops_after_the_epoch_that_passes_it():
+    x, y = _blobs(40)
+    stopped = training.fit(nn.Linear(2, 2), (x, y), epochs=4, time_limit=0.0, progress=False)
+    assert stopped.epochs == 1 and len(stopped.loss) == 1
+    full = training.fit(nn.Linear(2, 2), (x, y), epochs=4, time_limit=1e9, progress=False)
+    assert full.epochs == 4
+
+
 def test_fit_rejects_bad_arguments():
     with pytest.raises(ValueError):
         training.fit(nn.Linear(2, 2), _blobs(), epochs=-1, progress=False)

@@ -11,7 +11,7 @@ WORKERS ?= 2
 THREADS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: lab test browser-test screenshot site lint format clean-venv
+.PHONY: lab test browser-test screenshot site bench lint format clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ screenshot: $(STAMP)
 ## the course map); the mode follows COURSE_FAST
 site: $(STAMP)
 	$(BIN)/python tools/build_site.py
+
+## bench: measure notebook times (fast and full mode), CNN, quantisation, pruning and MR
+## accuracy on this machine; writes benchmarks/results.md and the README's table
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 ## lint / format: ruff over the package, tests and notebooks
 lint: $(STAMP)

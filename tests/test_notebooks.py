@@ -107,3 +107,22 @@ def test_exercise_stubs_are_unsolved(path):
         src = _source(cell)
         if cell["cell_type"] == "code" and "cl.exercises.check(" in src and "def " in src:
             assert "raise NotImplementedError" in src or "..." in src, f"{path.name}: solved stub"
+
+
+def test_readme_course_map_and_times_cover_every_notebook():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    course_map = readme.split("## Course map", 1)[1].split("\n## ", 1)[0]
+    times = readme.split("<!-- times -->", 1)[1].split("<!-- /times -->", 1)[0]
+    for number, stem in EXPECTED.items():
+        assert f"](notebooks/{stem}.ipynb)" in course_map, (
+            f"README course map lacks a link to {stem}"
+        )
+        assert re.search(rf"^\| {number} \| \d+(\.\d)? s \|", times, re.M), (
+            f"README's table of fast-mode times lacks notebook {number}"
+        )
+    assert "in progress" not in course_map
+    guide = (REPO / "docs" / "instructor.md").read_text(encoding="utf-8")
+    for number in EXPECTED:
+        assert f"\n| {number} |" in guide, (
+            f"docs/instructor.md's time table lacks notebook {number}"
+        )

@@ -38,6 +38,7 @@ __all__ = [
     "evaluate",
     "get",
     "register",
+    "scalar",
     "solution",
 ]
 
@@ -209,6 +210,18 @@ def _copy(value: Any) -> Any:
     except ImportError:  # pragma: no cover
         pass
     return value
+
+
+def scalar(value: Any) -> float | None:
+    """``value`` as a float when it is a single number (Python, NumPy or a one-element
+    tensor), else ``None``: for checkers that compare an answer with known wrong values."""
+    try:
+        arr = _to_numpy(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    if arr.dtype.kind not in "biuf" or arr.size != 1:  # numbers only: not text, not None
+        return None
+    return float(arr.ravel()[0])
 
 
 def _to_numpy(value: Any) -> np.ndarray:

@@ -506,8 +506,9 @@ def _check_qparams(answer):
             return "return a pair (scale, zero_point)."
         scale, zero_point = _solution_qparams(x_min, x_max, bits)
         case = f"for range [{x_min}, {x_max}] at {bits} bits"
-        g_scale = float(np.asarray(got[0], dtype=float).ravel()[0])
-        g_zp = float(np.asarray(got[1], dtype=float).ravel()[0])
+        g_scale, g_zp = exercises.scalar(got[0]), exercises.scalar(got[1])
+        if g_scale is None or g_zp is None:
+            return "scale and zero_point should each be a single number."
         if not np.isclose(g_scale, scale, rtol=1e-5):
             if np.isclose(g_scale, (max(x_max, 0) - min(x_min, 0)) / 2**bits, rtol=1e-5):
                 return f"{case} your scale divides by 2**bits: there are 2**bits - 1 steps."

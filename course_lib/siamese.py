@@ -391,15 +391,6 @@ def margin_figure(margin: float = 1.0, distances=None, same=None) -> Figure:
 # --------------------------------------------------------------------------- exercises
 
 
-def _scalar(value) -> float | None:
-    """``value`` as a float when it is a single number, else None."""
-    try:
-        arr = np.asarray(value.detach() if hasattr(value, "detach") else value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return float(arr.ravel()[0]) if arr.size == 1 else None
-
-
 _GEN = torch.Generator().manual_seed(9)
 _D = torch.rand(40, generator=_GEN) * 2.0
 _SAME = (torch.rand(40, generator=_GEN) < 0.5).float()
@@ -426,7 +417,7 @@ def _check_contrastive(answer):
         problem = exercises.compare(got, expected, name=f"your loss (margin {margin})", rtol=1e-5)
         if problem is None:
             continue
-        value = _scalar(got)
+        value = exercises.scalar(got)
         if value is not None and np.isclose(value, 2 * float(expected), rtol=1e-5):
             return "your loss is twice the expected one: the formula has a factor 1/2."
         swapped = _solution_contrastive(_D, 1 - _SAME, margin)
@@ -458,7 +449,7 @@ def _check_triplet(answer):
     problem = exercises.compare(got, expected, name="your triplet loss", rtol=1e-4)
     if problem is None:
         return None
-    value = _scalar(got)
+    value = exercises.scalar(got)
     if value is not None:
         d_pos, d_neg = (_A - _P).norm(dim=1), (_A - _N).norm(dim=1)
         if np.isclose(value, float((d_pos**2 - d_neg**2 + 1.0).clamp(min=0).mean()), rtol=1e-4):

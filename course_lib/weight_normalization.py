@@ -426,15 +426,6 @@ def power_iteration(w: torch.Tensor, iterations: int = 100, seed: int = 0) -> fl
 # --------------------------------------------------------------------------- exercises
 
 
-def _scalar(value) -> float | None:
-    """``value`` as a float when it is a single number, else None."""
-    try:
-        arr = np.asarray(value.detach() if hasattr(value, "detach") else value, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return float(arr.ravel()[0]) if arr.size == 1 else None
-
-
 _GEN = torch.Generator().manual_seed(12)
 _G = torch.rand(5, generator=_GEN) + 0.5
 _V = torch.randn(5, 7, generator=_GEN) * 3
@@ -525,7 +516,7 @@ def _solution_power(w, iterations):
 )
 def _check_power(answer):
     got = exercises.call(answer, _W_SN, 200)
-    value = _scalar(got)
+    value = exercises.scalar(got)
     if value is None:
         return "return a single number: the estimated largest singular value."
     expected = float(torch.linalg.matrix_norm(_W_SN.double(), ord=2))

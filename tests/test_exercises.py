@@ -79,6 +79,13 @@ def test_compare_reports_the_worst_entry():
     assert "None" in exercises.compare(None, 1.0)
 
 
+def test_scalar_reads_single_numbers_only():
+    assert exercises.scalar(2) == 2.0 and exercises.scalar(np.float32(1.5)) == 1.5
+    assert exercises.scalar(torch.tensor([3.0], requires_grad=True)) == 3.0
+    assert exercises.scalar(torch.ones(2)) is None and exercises.scalar("0.5") is None
+    assert exercises.scalar(None) is None and exercises.scalar([]) is None
+
+
 def test_unknown_exercise(capsys):
     with pytest.raises(KeyError, match="No exercise"):
         exercises.get("42.9")

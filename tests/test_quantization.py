@@ -331,6 +331,7 @@ def test_exercise_07_1_typical_mistakes():
         "not an integer",
     )
     _wrong("07.1", lambda *args: solution(*args)[0], "pair")
+    _wrong("07.1", lambda *args: ("0.1", [1, 2]), "single number")
 
 
 def test_exercise_07_2_typical_mistakes():

@@ -136,7 +136,7 @@ def mnist_models() -> list[str]:
         f"| 0 % (dense) | {dense:.2%} | {dense:.2%} |",
     ]
     for target, shot, rec in zip(targets, one_shot, records, strict=True):
-        rows.append(f"| {target:.1%} | {shot:.2%} | {rec['retrained_accuracy']:.2%} |")
+        rows.append(f"| {100 * target:g} % | {shot:.2%} | {rec['retrained_accuracy']:.2%} |")
     return rows
 
 

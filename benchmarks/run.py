@@ -1,6 +1,6 @@
 """Course benchmarks: one run on the current machine, written as a markdown table.
 
-    make bench                          # everything (about half an hour on 2 CPU cores)
+    make bench                          # everything (about 20 minutes on 2 CPU cores)
     python benchmarks/run.py --no-full  # skip the full-mode notebook runs
 
 Measures, in one run:

@@ -102,6 +102,13 @@ class Dataset:
         keep, _ = train_test_split(index, train_size=n, random_state=seed, stratify=stratify)
         return self[np.sort(keep)]
 
+    def vectors(self) -> np.ndarray:
+        """``x`` with each example flattened to one float32 vector; uint8 pixels are scaled
+        to [0, 1] (MNIST or CIFAR-10 images for a fully connected network)."""
+        x = np.asarray(self.x)
+        flat = x.reshape(len(x), -1)
+        return (flat / 255.0 if x.dtype == np.uint8 else flat).astype(np.float32)
+
     def __repr__(self) -> str:
         shape = np.shape(self.x) if not isinstance(self.x, list) else (len(self.x),)
         return (

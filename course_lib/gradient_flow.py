@@ -125,8 +125,8 @@ class GradientTracker:
         self.records: list[dict[str, GradStats]] = []
         self.output_records: list[dict[str, GradStats]] = []
         self._handles: list = []
-        self._new_pass = True
-        self._new_output_pass = True
+        # True until the first hook of the next backward pass fires, per kind of record
+        self._new_pass = {"params": True, "outputs": True}
 
     # -- attaching and detaching
 
@@ -145,7 +145,7 @@ class GradientTracker:
         modules = dict(self.model.named_modules())
         for name in self.layer_names:
             self._handles.append(modules[name].register_forward_hook(self._output_hook(name)))
-        self._new_pass = self._new_output_pass = True
+        self._new_pass = dict.fromkeys(self._new_pass, True)
         return self
 
     def detach(self) -> None:
@@ -162,22 +162,20 @@ class GradientTracker:
 
     # -- recording
 
-    def _param_hook(self, name: str):
-        def hook(grad: torch.Tensor) -> None:
-            # a name seen twice means a new backward pass has started
-            if self._new_pass or not self.records or name in self.records[-1]:
-                self.records.append({})
-                self._new_pass = False
-            self.records[-1][name] = GradStats.of(grad)
+    def _record(self, kind: str, name: str, grad: torch.Tensor) -> None:
+        records = self.records if kind == "params" else self.output_records
+        # a name seen twice means a new backward pass has started
+        if self._new_pass[kind] or not records or name in records[-1]:
+            records.append({})
+            self._new_pass[kind] = False
+        records[-1][name] = GradStats.of(grad)
 
-        return hook
+    def _param_hook(self, name: str):
+        return lambda grad: self._record("params", name, grad)
 
     def _output_hook(self, name: str):
         def record(grad: torch.Tensor) -> None:
-            if self._new_output_pass or not self.output_records or name in self.output_records[-1]:
-                self.output_records.append({})
-                self._new_output_pass = False
-            self.output_records[-1][name] = GradStats.of(grad)
+            self._record("outputs", name, grad)
 
         def forward_hook(module, inputs, output) -> None:
             if output.requires_grad:  # the tensor hook lives as long as this forward's graph
@@ -201,15 +199,15 @@ class GradientTracker:
                 "pass: run forward and backward inside `with GradientTracker(model, outputs=True)`"
             )
         self.attach()
-        self._new_pass = self._new_output_pass = True
+        self._new_pass = dict.fromkeys(self._new_pass, True)
         try:
             loss.backward(**kwargs)
         finally:
             if not was_attached:
                 self.detach()
-        if self._new_pass:  # no hook fired: nothing tracked requires a gradient
+        if self._new_pass["params"]:  # no hook fired: nothing tracked requires a gradient
             self.records.append({})
-            self._new_pass = False
+            self._new_pass["params"] = False
         return self.records[-1]
 
     # -- reading
@@ -500,11 +498,8 @@ def mnist_features(n_train: int, n_test: int = 2000) -> tuple[torch.Tensor, ...]
     """MNIST as flat float vectors in [0, 1]: ``(x_train, y_train, x_test, y_test)``."""
     train = data.load_mnist("train", n=n_train)
     test = data.load_mnist("test", n=n_test)
-
-    def flat(ds):
-        return torch.tensor(ds.x.reshape(len(ds), -1) / 255.0, dtype=torch.float32)
-
-    return flat(train), torch.tensor(train.y), flat(test), torch.tensor(test.y)
+    x_train, x_test = torch.from_numpy(train.vectors()), torch.from_numpy(test.vectors())
+    return x_train, torch.tensor(train.y), x_test, torch.tensor(test.y)
 
 
 def update_ratio_run(

@@ -294,7 +294,7 @@ def train_under_schemes(
 
     train = data.load_mnist("train", n=n_train, seed=seed)
     test = data.load_mnist("test", n=2000, seed=seed)
-    xs = [(d.x.reshape(len(d), -1) / 255.0).astype(np.float32) for d in (train, test)]
+    xs = [d.vectors() for d in (train, test)]
     histories = {}
     for scheme in schemes:
         model = deep_mlp(depth, width, activation, scheme, n_in=784, n_out=10, seed=seed)

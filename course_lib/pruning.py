@@ -67,7 +67,7 @@ def mnist_tensors(
     """
 
     def convert(ds: data.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(ds.x.reshape(len(ds), -1).astype(np.float32) / 255.0)
+        x = torch.from_numpy(ds.vectors())
         return (x - MNIST_MEAN) / MNIST_STD, torch.from_numpy(ds.y)
 
     train = data.load_mnist("train", n=n_train, seed=seed)

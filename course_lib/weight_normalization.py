@@ -217,7 +217,7 @@ def parametrize_is_on(module: nn.Module) -> bool:
 def mnist_flat(n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_train`` MNIST training images as flat float vectors in [0, 1], and their labels."""
     ds = data.load_mnist("train", n=n_train)
-    return torch.tensor(ds.x.reshape(len(ds), -1) / 255.0, dtype=torch.float32), torch.tensor(ds.y)
+    return torch.from_numpy(ds.vectors()), torch.tensor(ds.y)
 
 
 def mnist_mlp(seed: int = 0) -> nn.Sequential:

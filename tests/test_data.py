@@ -144,6 +144,15 @@ def test_subset_is_stratified_and_deterministic():
         ds.subset(0)
 
 
+def test_vectors_flatten_and_scale_pixels():
+    images = np.array([[[0, 255], [51, 102]], [[255, 0], [0, 0]]], dtype=np.uint8)
+    v = data.Dataset(images, np.array([0, 1]), ["a", "b"]).vectors()
+    assert v.dtype == np.float32 and v.shape == (2, 4)
+    assert np.allclose(v[0], [0.0, 1.0, 0.2, 0.4]) and v[1].tolist() == [1.0, 0.0, 0.0, 0.0]
+    features = data.Dataset(np.array([[3.5, -1.0]]), np.array([0]), ["a"]).vectors()
+    assert features.tolist() == [[3.5, -1.0]]  # features are not pixels: not rescaled
+
+
 def test_subset_of_text_dataset():
     ds = data.Dataset([f"s{i}" for i in range(10)], np.array([0, 1] * 5), ["neg", "pos"])
     sub = ds.subset(4)

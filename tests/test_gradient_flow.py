@@ -208,6 +208,7 @@ def test_clip_grad_norm_leaves_small_gradients_alone():
     assert total == pytest.approx(0.01 * np.sqrt(6), rel=1e-6)
     assert torch.equal(layer.weight.grad, before)
     assert G.global_grad_norm([nn.Parameter(torch.ones(2))]) == 0.0
+    assert G.clip_grad_norm(nn.Linear(2, 2).parameters(), 1.0) == 0.0  # no gradients yet
 
 
 # --------------------------------------------------------------------------- update ratio

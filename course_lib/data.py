@@ -492,17 +492,49 @@ def load_mnist(
 # --------------------------------------------------------------------------- MR
 
 
-def read_mr_file(path: str | os.PathLike, expected_lines: int | None = MR_LINES) -> list[str]:
-    """Sentences of one MR file, one per line; UTF-8 or the official Latin-1 encoding."""
-    path = Path(path)
-    raw = path.read_bytes()
+def _mr_encoding(raw: bytes) -> str:
+    """``"utf-8"`` when ``raw`` is valid UTF-8, else ``"cp1252"`` (the official archive's)."""
     try:
-        text = raw.decode("utf-8")
+        raw.decode("utf-8")
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")  # the official archive's encoding
-    if "\x00" in text:
+        return "cp1252"
+    return "utf-8"
+
+
+def _latin1_fallback(error: UnicodeDecodeError):
+    # the five bytes Windows-1252 leaves undefined are read as Latin-1: no byte is lost
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+codecs.register_error("course_lib.latin1", _latin1_fallback)
+
+
+def read_mr_file(path: str | os.PathLike, expected_lines: int | None = MR_LINES) -> list[str]:
+    """Sentences of one MR file, one per line, as in the official archive or a UTF-8 copy.
+
+    The official ``rt-polaritydata.tar.gz`` holds Windows-1252 text with DOS line
+    endings; its ellipsis is byte 0x85, which a Latin-1 decoder would turn into the
+    line break U+0085. So the file is read as bytes and split on the line-feed byte
+    only; each line loses its carriage return and is decoded as UTF-8 when the whole
+    file is valid UTF-8 (a byte-order mark is dropped), else as Windows-1252. Blank
+    lines are skipped.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(
+            f"{path} cannot be read ({exc.strerror or exc}). Check its permissions, or delete "
+            "the folder and run again to download it."
+        ) from exc
+    if b"\x00" in raw:
         raise DatasetError(f"{path} contains NUL bytes: it is not a text file. Replace it.")
-    lines = [line.strip() for line in text.splitlines()]
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    encoding = _mr_encoding(raw)
+    lines = [
+        line.rstrip(b"\r").decode(encoding, errors="course_lib.latin1").strip()
+        for line in raw.split(b"\n")
+    ]
     lines = [line for line in lines if line]
     if expected_lines is not None and len(lines) != expected_lines:
         raise DatasetError(

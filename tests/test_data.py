@@ -130,6 +130,9 @@ def test_real_mr_sample():
     first_positive = mr.x[int(np.argmax(mr.y == 1))]
     assert first_positive.startswith("the rock is destined to be the 21st century's new")
     assert mr.classes == ["negative", "positive"]
+    # the official bytes: Windows-1252 (0x85 is the ellipsis, 0xE9 is é) with CRLF endings
+    text = "\n".join(mr.x)
+    assert "\x85" not in text and "\r" not in text and "\u2026" in text and "é" in text
 
 
 def test_subset_is_stratified_and_deterministic():

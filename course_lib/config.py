@@ -19,6 +19,9 @@ Environment variables
     repository root.
 ``COURSE_DEVICE``
     Force a device (``cpu``, ``cuda``, ``mps``) instead of the automatic choice.
+``COURSE_SEED``
+    The seed :func:`setup` uses (default 0). Every claim of the course holds for
+    seeds 0, 1 and 2; CI runs all three.
 """
 
 from __future__ import annotations
@@ -119,25 +122,53 @@ def cache_dir() -> Path:
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """CUDA if available, then Apple MPS, then CPU (or ``prefer``/``COURSE_CACHE_DIR``
-        Where computed artefacts are cached (sentence embeddings, pretrained
-        weights the course trains itself). Defaults to ``data/cache/`` at the
-        repository root.
-    ``COURSE_DEVICE``)."""
-    choice = (prefer or os.environ.get("COURSE_DEVICE", "")).strip().lower()
+    """The device to compute on: CUDA if available, then Apple MPS, then the CPU.
+
+    ``prefer`` (or, when it is not given, the ``COURSE_DEVICE`` environment
+    variable) forces one of ``cpu``, ``cuda`` or ``mps``; asking for a device this
+    machine does not have is an error that says how to fix it.
+    """
+    if prefer:
+        choice, source = prefer.strip().lower(), f"device={prefer!r}"
+    else:
+        raw = os.environ.get("COURSE_DEVICE", "")
+        choice, source = raw.strip().lower(), f"COURSE_DEVICE={raw}"
+    fix = "unset COURSE_DEVICE" if source.startswith("COURSE_DEVICE") else "leave device unset"
     if choice:
         if choice not in {"cpu", "cuda", "mps"}:
-            raise ValueError(f"Unknown device {choice!r}: use 'cpu', 'cuda' or 'mps'.")
+            raise ValueError(f"{source} is not a device: use cpu, cuda or mps, or {fix}.")
         if choice == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("CUDA was requested but torch.cuda.is_available() is False.")
+            raise RuntimeError(
+                f"{source}, but this machine has no CUDA GPU that PyTorch can use: {fix} "
+                "or use cpu."
+            )
         if choice == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError("MPS was requested but torch.backends.mps.is_available() is False.")
+            raise RuntimeError(
+                f"{source}, but Apple's MPS backend is not available here: {fix} or use cpu."
+            )
         return torch.device(choice)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def seed_from_env() -> int:
+    """The seed in ``COURSE_SEED`` (a non-negative integer), or 0 when it is unset."""
+    raw = os.environ.get("COURSE_SEED", "").strip()
+    if not raw:
+        return 0
+    try:
+        seed = int(raw)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise ValueError(
+            f"COURSE_SEED={raw!r} is not a seed: use a non-negative integer such as "
+            "COURSE_SEED=1, or unset it for seed 0."
+        )
+    return seed
 
 
 def seed_everything(seed: int = 0) -> None:
@@ -147,12 +178,15 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, device: str | None = None, quiet: bool = False) -> Config:
+def setup(seed: int | None = None, device: str | None = None, quiet: bool = False) -> Config:
     """Seed everything, choose the device, read mode and data directory; print them.
 
-    Returns the :class:`Config`; :func:`current` returns it later.
+    ``seed`` defaults to ``COURSE_SEED`` (0 when unset): every claim of the
+    course holds for seeds 0, 1 and 2. Returns the :class:`Config`;
+    :func:`current` returns it later.
     """
     global _current
+    seed = seed_from_env() if seed is None else seed
     seed_everything(seed)
     _configure_plots()
     config = Config(fast=is_fast(), seed=seed, device=get_device(device), data_dir=data_dir())

@@ -58,11 +58,37 @@ def test_device_choice(monkeypatch):
     assert config.get_device("cpu").type == "cpu"
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     assert config.get_device().type == "cpu"
-    with pytest.raises(ValueError, match="Unknown device"):
+    with pytest.raises(ValueError, match="'tpu' is not a device: use cpu, cuda or mps"):
         config.get_device("tpu")
+    monkeypatch.setenv("COURSE_DEVICE", "gpu")
+    with pytest.raises(ValueError, match="COURSE_DEVICE=gpu is not a device.*unset COURSE_DEVICE"):
+        config.get_device()
     if not torch.cuda.is_available():
-        with pytest.raises(RuntimeError, match="CUDA was requested"):
-            config.get_device("cuda")
+        monkeypatch.setenv("COURSE_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="COURSE_DEVICE=cuda, but this machine has no CUDA"):
+            config.get_device()
+    if not torch.backends.mps.is_available():
+        with pytest.raises(RuntimeError, match="device='mps', but Apple's MPS"):
+            config.get_device("mps")
+
+
+def test_get_device_docstring_is_intact():
+    doc = config.get_device.__doc__
+    assert "COURSE_DEVICE" in doc and "COURSE_CACHE_DIR" not in doc and "MPS" in doc
+
+
+def test_seed_from_environment(monkeypatch, capsys):
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    assert cl.setup(quiet=True).seed == 0
+    monkeypatch.setenv("COURSE_SEED", "2")
+    assert cl.setup(quiet=True).seed == 2 and cl.current().seed == 2
+    first = torch.rand(1).item()
+    assert cl.setup(seed=2, quiet=True).seed == 2 and torch.rand(1).item() == first
+    assert cl.setup(seed=5, quiet=True).seed == 5  # an explicit seed wins
+    for bad in ("two", "-1", "1.5"):
+        monkeypatch.setenv("COURSE_SEED", bad)
+        with pytest.raises(ValueError, match="COURSE_SEED=.*non-negative integer"):
+            cl.setup(quiet=True)
 
 
 def test_setup_seeds_everything_and_prints_one_line(capsys, monkeypatch, tmp_path):

@@ -9,27 +9,22 @@ Every loader looks in the data directory (``COURSE_DATA_DIR``, see
 :mod:`course_lib.config`). A dataset that is missing there is downloaded from
 its official source (MNIST falls back to well-known mirrors), checked against
 its published checksum (MR has none: its structure and line counts are
-checked instead), extracted, and moved into place atomically: a download or
-extraction that fails leaves nothing half-written behind. Nothing is
-downloaded at import time, only when a loader is called (and never with
-``download=False``).
+checked instead), extracted, and moved into place atomically, by one process
+at a time (see :mod:`course_lib.download`). Nothing is downloaded at import
+time, only when a loader is called (and never with ``download=False``). Every
+problem with a file, downloaded or found, is a :class:`DatasetError` that
+names the file and says what to do.
 """
 
 from __future__ import annotations
 
 import codecs
 import gzip
-import hashlib
+import math
 import os
 import pickle
-import shutil
 import struct
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,13 +32,11 @@ from typing import Any
 import numpy as np
 
 from . import config
+from .download import DatasetError, dataset_lock, download_file, fetch_archive, require_writable
 
 __all__ = [
     "DatasetError",
     "Dataset",
-    "cached",
-    "download_file",
-    "md5sum",
     "ensure_cifar10",
     "ensure_mnist",
     "ensure_mr",
@@ -54,15 +47,7 @@ __all__ = [
     "read_cifar_batch",
     "read_idx",
     "read_mr_file",
-    "save_atomic",
 ]
-
-
-class DatasetError(RuntimeError):
-    """A dataset is missing, corrupt, truncated or cannot be downloaded.
-
-    The message always names the file and says what to do.
-    """
 
 
 @dataclass
@@ -142,8 +127,15 @@ MR_FILES = {"rt-polarity.neg": 0, "rt-polarity.pos": 1}  # file -> label
 MR_LINES = 5331  # sentences per file in v1.0 (no checksum is published)
 
 
-def _resolve(data_dir: str | os.PathLike | None) -> Path:
-    return Path(data_dir).expanduser().resolve() if data_dir is not None else config.data_dir()
+def _root(data_dir: str | os.PathLike | None) -> Path:
+    """The data folder (``data_dir`` or ``COURSE_DATA_DIR``), refused if it is a file."""
+    root = Path(data_dir).expanduser().resolve() if data_dir is not None else config.data_dir()
+    if root.exists() and not root.is_dir():
+        raise DatasetError(
+            f"The data folder {root} is a file, not a folder. Set COURSE_DATA_DIR to the folder "
+            "that holds (or should hold) the datasets, or unset it to use the default."
+        )
+    return root
 
 
 def _offline_hint(folder: str, data_dir: Path) -> str:
@@ -153,120 +145,26 @@ def _offline_hint(folder: str, data_dir: Path) -> str:
     )
 
 
-# --------------------------------------------------------------------------- download
-
-
-def md5sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """MD5 hex digest of a file (read in chunks)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def download_file(
-    urls: str | Sequence[str],
-    dest: str | os.PathLike,
-    md5: str | None = None,
-    timeout: float = 60.0,
-    progress: bool = True,
-) -> Path:
-    """Download the first of ``urls`` that works to ``dest``, atomically.
-
-    The bytes go to a temporary file beside ``dest``; only a complete file
-    (as long as the server announced, and matching ``md5`` when given) is
-    renamed to ``dest``. On failure the temporary file is removed and a
-    :class:`DatasetError` lists what went wrong with each URL.
-    """
-    from tqdm.auto import tqdm
-
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    urls = [urls] if isinstance(urls, str) else list(urls)
-    failures = []
-    for url in urls:
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                total = resp.headers.get("Content-Length")
-                total = int(total) if total and total.isdigit() else None
-                received = 0
-                with tqdm(
-                    total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress
-                ) as bar:
-                    while block := resp.read(1 << 16):
-                        out.write(block)
-                        received += len(block)
-                        bar.update(len(block))
-            if total is not None and received != total:
-                raise DatasetError(f"truncated download: got {received:,} of {total:,} bytes")
-            if md5 is not None:
-                got = md5sum(tmp)
-                if got != md5:
-                    raise DatasetError(f"checksum mismatch: MD5 {got}, expected {md5}")
-            os.replace(tmp, dest)
-            return dest
-        except (urllib.error.URLError, OSError, DatasetError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            failures.append(f"  {url}: {reason}")
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-    raise DatasetError(
-        f"Could not download {dest.name}:\n" + "\n".join(failures) + "\n"
-        "Check your internet connection and run the cell again. Nothing was written."
+def _replace_hint(path: Path) -> str:
+    return (
+        f"Delete the folder {path.parent} and run the cell again to download it afresh (or "
+        "restore the official file)."
     )
 
 
-def _extract_tar(archive: Path, data_dir: Path, folder: str, check) -> Path:
-    """Extract ``archive`` into a temporary folder, ``check`` it, then move ``folder`` into place."""
-    target = data_dir / folder
-    tmp_dir = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{folder}.", suffix=".extract"))
-    try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                if hasattr(tarfile, "data_filter"):
-                    tar.extractall(tmp_dir, filter="data")
-                else:  # Python < 3.10.12: refuse absolute or escaping member names ourselves
-                    for member in tar.getmembers():
-                        if member.name.startswith("/") or ".." in Path(member.name).parts:
-                            raise DatasetError(f"{archive}: unsafe member name {member.name!r}")
-                    tar.extractall(tmp_dir)
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-            raise DatasetError(
-                f"{archive} is truncated or corrupt ({exc}). Delete it and run again to download "
-                "a fresh copy."
-            ) from exc
-        extracted = tmp_dir / folder
-        if not extracted.is_dir():
-            raise DatasetError(
-                f"{archive} does not contain the folder '{folder}/': it is not the expected "
-                "archive. Delete it and run again."
-            )
-        check(extracted)
-        os.replace(extracted, target)
+def _fetch(root: Path, folder: str, what: str, download: bool, fetch) -> Path:
+    """``root/folder``, fetched with ``fetch()`` (under the dataset's lock) if it is missing."""
+    target = root / folder
+    if target.exists():
         return target
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _fetch_archive(url: str, md5: str | None, data_dir: Path, folder: str, check) -> Path:
-    archive = data_dir / url.rsplit("/", 1)[-1]
-    if archive.exists():
-        if md5 is not None and md5sum(archive) != md5:
-            raise DatasetError(
-                f"{archive} does not match the published MD5 {md5}: it is incomplete or a "
-                "different file. Delete it and run again to download it afresh."
-            )
-    else:
-        try:
-            download_file(url, archive, md5=md5)
-        except DatasetError as exc:
-            raise DatasetError(f"{exc}\n{_offline_hint(folder, data_dir)}") from exc
-    target = _extract_tar(archive, data_dir, folder, check)
-    archive.unlink()
+    if not download:
+        raise DatasetError(f"{what} is not in {root}. {_offline_hint(folder, root)}")
+    try:
+        fetch()
+    except DatasetError as exc:
+        if "Could not download" in str(exc):
+            raise DatasetError(f"{exc}\n{_offline_hint(folder, root)}") from exc
+        raise
     return target
 
 
@@ -305,25 +203,56 @@ def _unpickle(path: Path) -> dict:
         if "refused global" in str(exc):
             raise DatasetError(
                 f"{path} is not a CIFAR-10 file: it asks to load {str(exc).split()[-1]}, which "
-                "the CIFAR-10 format never needs, so it was not loaded. Replace the folder with "
-                "the official cifar-10-batches-py (delete it to download it again)."
+                "the CIFAR-10 format never needs, so it was not loaded. " + _replace_hint(path)
             ) from exc
         raise DatasetError(_corrupt(path, exc)) from exc
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, struct.error) as exc:
+    except MemoryError as exc:  # a length or shape far beyond any CIFAR-10 file
+        raise DatasetError(
+            f"{path} announces more data than fits in memory: it is corrupt or not a CIFAR-10 "
+            "file. " + _replace_hint(path)
+        ) from exc
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise DatasetError(_corrupt(path, exc)) from exc
+    except (struct.error, OverflowError) as exc:
+        raise DatasetError(_corrupt(path, exc)) from exc
+    except OSError as exc:
+        raise DatasetError(
+            f"{path} cannot be read ({exc.strerror or exc}). Check its permissions."
+        ) from exc
     if not isinstance(obj, dict):
         raise DatasetError(
             f"{path} holds a {type(obj).__name__}, not a CIFAR-10 batch dictionary. "
-            "Replace it with the official file (delete the folder to download it again)."
+            + _replace_hint(path)
         )
     return obj
 
 
 def _corrupt(path: Path, exc: Exception) -> str:
-    return (
-        f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}). Delete the folder "
-        f"'{path.parent.name}' and run again to download it afresh (or restore the file)."
-    )
+    return f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}). " + _replace_hint(path)
+
+
+def _cifar_labels(raw: Any, n: int, path: Path) -> np.ndarray:
+    """The labels of a batch as int64 in 0..9, or a :class:`DatasetError` saying what is off."""
+    try:
+        labels = np.asarray(raw)
+    except (ValueError, TypeError):  # ragged nesting
+        labels = np.asarray([None])
+    problem = None
+    if labels.ndim != 1 or labels.dtype.kind not in "iuf":
+        problem = (
+            f"'labels' should be a list of integers, got {type(raw).__name__} of {labels.dtype}"
+        )
+    elif labels.dtype.kind == "f" and not np.all(
+        np.isfinite(labels) & (labels == np.round(labels))
+    ):
+        problem = "'labels' holds fractional or non-finite numbers"
+    elif labels.size and (labels.min() < 0 or labels.max() > 9):
+        problem = f"labels outside 0..9 (from {labels.min()} to {labels.max()})"
+    elif len(labels) != n:
+        problem = f"{len(labels)} labels for {n} images (one label per row expected)"
+    if problem:
+        raise DatasetError(f"{path}: {problem}. " + _replace_hint(path), f"{path.name}: {problem}")
+    return labels.astype(np.int64)
 
 
 def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -333,45 +262,58 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in batch or "labels" not in batch:
         raise DatasetError(
             f"{path} has keys {sorted(map(str, batch))}, not the CIFAR-10 batch keys 'data' and "
-            "'labels'. Replace it with the official file."
+            "'labels'. " + _replace_hint(path)
         )
-    data, labels = batch["data"], np.asarray(batch["labels"], dtype=np.int64)
+    data = batch["data"]
     if not (
         isinstance(data, np.ndarray)
         and data.dtype == np.uint8
         and data.ndim == 2
         and data.shape[1] == 3072
-        and len(data) == len(labels)
     ):
         raise DatasetError(
-            f"{path}: 'data' should be a uint8 array of shape (N, 3072) with one label per row, "
-            f"got {getattr(data, 'dtype', type(data))} {getattr(data, 'shape', '')} and "
-            f"{len(labels)} labels. Replace it with the official file."
+            f"{path}: 'data' should be a uint8 array of shape (N, 3072), got "
+            f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}. "
+            + _replace_hint(path)
         )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DatasetError(f"{path}: labels outside 0..9. Replace it with the official file.")
+    labels = _cifar_labels(batch["labels"], len(data), path)
     return data.reshape(-1, 3, 32, 32), labels
+
+
+def _cifar_classes(folder: Path) -> list[str]:
+    meta_path = folder / "batches.meta"
+    names = _unpickle(meta_path).get("label_names")
+    if not isinstance(names, list | tuple) or len(names) != 10:
+        raise DatasetError(
+            f"{meta_path} does not list the 10 CIFAR-10 class names under 'label_names' (found "
+            f"{type(names).__name__}). " + _replace_hint(meta_path)
+        )
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
 def _check_cifar_folder(folder: Path) -> None:
     missing = [name for name in CIFAR10_FILES if not (folder / name).is_file()]
     if missing:
+        problem = f"{folder} is not a complete CIFAR-10 (python version) folder: missing {', '.join(missing)}"
         raise DatasetError(
-            f"{folder} is not a complete CIFAR-10 (python version) folder: missing "
-            f"{', '.join(missing)}. It should hold data_batch_1..5, test_batch and batches.meta; "
-            "delete the folder to download it again, or point COURSE_DATA_DIR elsewhere."
+            f"{problem}. It should hold data_batch_1..5, test_batch and batches.meta; delete the "
+            "folder to download it again, or point COURSE_DATA_DIR elsewhere.",
+            problem,
         )
 
 
 def ensure_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The ``cifar-10-batches-py`` folder, downloaded and extracted if missing."""
-    root = _resolve(data_dir)
-    folder = root / CIFAR10_FOLDER
-    if not folder.exists():
-        if not download:
-            raise DatasetError(f"CIFAR-10 is not in {root}. {_offline_hint(CIFAR10_FOLDER, root)}")
-        root.mkdir(parents=True, exist_ok=True)
-        _fetch_archive(CIFAR10_URL, CIFAR10_MD5, root, CIFAR10_FOLDER, _check_cifar_folder)
+    root = _root(data_dir)
+    folder = _fetch(
+        root,
+        CIFAR10_FOLDER,
+        "CIFAR-10",
+        download,
+        lambda: fetch_archive(
+            CIFAR10_URL, CIFAR10_MD5, root, CIFAR10_FOLDER, _check_cifar_folder, "CIFAR-10"
+        ),
+    )
     _check_cifar_folder(folder)
     return folder
 
@@ -391,10 +333,7 @@ def load_cifar10(
     if split not in {"train", "test"}:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     folder = ensure_cifar10(data_dir, download)
-    meta = _unpickle(folder / "batches.meta")
-    classes = [str(c) for c in meta.get("label_names", [])]
-    if len(classes) != 10:
-        raise DatasetError(f"{folder / 'batches.meta'} does not list the 10 CIFAR-10 class names.")
+    classes = _cifar_classes(folder)
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     parts = [read_cifar_batch(folder / name) for name in names]
     x = np.concatenate([p[0] for p in parts])
@@ -405,37 +344,49 @@ def load_cifar10(
 # --------------------------------------------------------------------------- MNIST
 
 _IDX_DTYPES = {0x08: np.uint8}
+_IDX_MAX_BYTES = 1 << 31  # the largest MNIST file holds 47 MB; anything near 2 GB is corrupt
+
+
+def _idx_error(path: Path, problem: str) -> DatasetError:
+    return DatasetError(f"{path} {problem}. " + _replace_hint(path), f"{path.name} {problem}")
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (``.gz`` or uncompressed) as in the MNIST distribution."""
     path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as f:
-            raw = f.read()
+            magic = f.read(4)
+            if (
+                len(magic) < 4
+                or magic[:2] != b"\0\0"
+                or magic[2] not in _IDX_DTYPES
+                or magic[3] < 1
+            ):
+                raise _idx_error(
+                    path, f"is not an IDX file of unsigned bytes (magic {magic.hex() or 'missing'})"
+                )
+            dims_raw = f.read(4 * magic[3])
+            if len(dims_raw) < 4 * magic[3]:
+                raise _idx_error(path, "is truncated inside its header")
+            dims = struct.unpack(f">{magic[3]}I", dims_raw)
+            expected = math.prod(dims)
+            if expected > _IDX_MAX_BYTES:
+                raise _idx_error(
+                    path, f"announces shape {dims} ({expected:,} bytes): it is corrupt"
+                )
+            body = f.read(expected + 1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(
-            f"{path} cannot be read as a gzip file ({exc}): it is truncated or corrupt. Delete "
-            "it and run again to download it afresh."
-        ) from exc
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] < 1:
-        raise DatasetError(
-            f"{path} is not an IDX file of unsigned bytes (magic {raw[:4].hex() or 'missing'}). "
-            "Replace it with the official MNIST file."
+        problem = f"cannot be read ({exc}): it is truncated or corrupt"
+        raise _idx_error(path, problem) from exc
+    if len(body) != expected:
+        raise _idx_error(
+            path,
+            f"should hold {expected:,} bytes of data for shape {dims} but holds "
+            f"{'more' if len(body) > expected else f'{len(body):,}'}: it is truncated or corrupt",
         )
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"{path} is truncated inside its header. Delete it and run again.")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise DatasetError(
-            f"{path} should hold {expected:,} bytes of data for shape {dims} but holds "
-            f"{len(raw) - header:,}: it is truncated or corrupt. Delete it and run again."
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def _mnist_file(folder: Path, name: str) -> Path | None:
@@ -445,21 +396,31 @@ def _mnist_file(folder: Path, name: str) -> Path | None:
     return None
 
 
+def _missing_mnist(folder: Path) -> dict[str, str]:
+    return {n: md5 for n, md5 in MNIST_FILES.items() if _mnist_file(folder, n) is None}
+
+
 def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The ``mnist`` folder with the four IDX files, downloading any that is missing."""
-    root = _resolve(data_dir)
+    root = _root(data_dir)
     folder = root / MNIST_FOLDER
-    for name, md5 in MNIST_FILES.items():
-        if _mnist_file(folder, name) is not None:
-            continue
-        if not download:
-            raise DatasetError(
-                f"MNIST file {name} is not in {folder}. {_offline_hint(MNIST_FOLDER, root)}"
-            )
-        try:
-            download_file([m + name for m in MNIST_MIRRORS], folder / name, md5=md5)
-        except DatasetError as exc:
-            raise DatasetError(f"{exc}\n{_offline_hint(MNIST_FOLDER, root)}") from exc
+    missing = _missing_mnist(folder)
+    if not missing:
+        return folder
+    if not download:
+        raise DatasetError(
+            f"MNIST file {next(iter(missing))} is not in {folder}. "
+            + _offline_hint(MNIST_FOLDER, root)
+        )
+    require_writable(folder, "MNIST")
+    with dataset_lock(folder, MNIST_FOLDER, "MNIST"):
+        for name, md5 in _missing_mnist(
+            folder
+        ).items():  # again: another process may have been first
+            try:
+                download_file([m + name for m in MNIST_MIRRORS], folder / name, md5=md5)
+            except DatasetError as exc:
+                raise DatasetError(f"{exc}\n{_offline_hint(MNIST_FOLDER, root)}") from exc
     return folder
 
 
@@ -478,12 +439,25 @@ def load_mnist(
     images_path = _mnist_file(folder, f"{prefix}-images-idx3-ubyte.gz")
     labels_path = _mnist_file(folder, f"{prefix}-labels-idx1-ubyte.gz")
     images, labels = read_idx(images_path), read_idx(labels_path)
+    fix = "Replace both with the official files (delete them to download them again)."
+    if images.ndim == 1 and labels.ndim == 3:
+        raise DatasetError(
+            f"{images_path.name} holds labels and {labels_path.name} holds images: the two files "
+            f"in {folder} are swapped. Rename them, or delete both to download them again."
+        )
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DatasetError(f"{images_path} holds shape {images.shape}, not (N, 28, 28) images.")
+        raise DatasetError(
+            f"{images_path} holds shape {images.shape}, not (N, 28, 28) images. {fix}"
+        )
     if labels.ndim != 1 or len(labels) != len(images):
         raise DatasetError(
             f"{labels_path} holds {labels.shape} labels for {len(images):,} images in "
-            f"{images_path.name}: the pair does not match. Replace both with the official files."
+            f"{images_path.name}: the pair does not match. {fix}"
+        )
+    if labels.size and labels.max() > 9:
+        raise DatasetError(
+            f"{labels_path} holds labels up to {labels.max()}, but MNIST digits are 0..9: it is "
+            f"not an MNIST labels file. {fix}"
         )
     classes = [str(d) for d in range(10)]
     return Dataset(images, labels.astype(np.int64), classes, f"MNIST {split}").subset(n, seed)
@@ -528,7 +502,8 @@ def read_mr_file(path: str | os.PathLike, expected_lines: int | None = MR_LINES)
             "the folder and run again to download it."
         ) from exc
     if b"\x00" in raw:
-        raise DatasetError(f"{path} contains NUL bytes: it is not a text file. Replace it.")
+        problem = f"{path} contains NUL bytes: it is not a text file"
+        raise DatasetError(f"{problem}. " + _replace_hint(path), problem)
     raw = raw.removeprefix(codecs.BOM_UTF8)
     encoding = _mr_encoding(raw)
     lines = [
@@ -537,19 +512,22 @@ def read_mr_file(path: str | os.PathLike, expected_lines: int | None = MR_LINES)
     ]
     lines = [line for line in lines if line]
     if expected_lines is not None and len(lines) != expected_lines:
-        raise DatasetError(
+        problem = (
             f"{path} has {len(lines):,} sentences, but MR v1.0 has {expected_lines:,} per file: "
-            "it is truncated or a different file. Delete the folder and run again to download it."
+            "it is truncated or a different file"
         )
+        raise DatasetError(f"{problem}. " + _replace_hint(path), problem)
     return lines
 
 
 def _check_mr_folder(folder: Path) -> None:
     missing = [name for name in MR_FILES if not (folder / name).is_file()]
     if missing:
+        problem = f"{folder} is not the MR sentence-polarity folder: missing {', '.join(missing)}"
         raise DatasetError(
-            f"{folder} is not the MR sentence-polarity folder: missing {', '.join(missing)}. "
-            "It should hold rt-polarity.pos and rt-polarity.neg; delete it to download again."
+            f"{problem}. It should hold rt-polarity.pos and rt-polarity.neg; delete it to "
+            "download it again.",
+            problem,
         )
     for name in MR_FILES:
         read_mr_file(folder / name)
@@ -557,14 +535,14 @@ def _check_mr_folder(folder: Path) -> None:
 
 def ensure_mr(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The ``rt-polaritydata`` folder, downloaded and extracted if missing."""
-    root = _resolve(data_dir)
-    folder = root / MR_FOLDER
-    if not folder.exists():
-        if not download:
-            raise DatasetError(f"MR is not in {root}. {_offline_hint(MR_FOLDER, root)}")
-        root.mkdir(parents=True, exist_ok=True)
-        _fetch_archive(MR_URL, None, root, MR_FOLDER, _check_mr_folder)
-    return folder
+    root = _root(data_dir)
+    return _fetch(
+        root,
+        MR_FOLDER,
+        "MR",
+        download,
+        lambda: fetch_archive(MR_URL, None, root, MR_FOLDER, _check_mr_folder, "MR"),
+    )
 
 
 def load_mr(
@@ -584,57 +562,6 @@ def load_mr(
         labels += [label] * len(lines)
     y = np.asarray(labels, dtype=np.int64)
     return Dataset(texts, y, ["negative", "positive"], "MR sentence polarity").subset(n, seed)
-
-
-# --------------------------------------------------------------------------- cache
-
-
-def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` through a temporary file and a rename.
-
-    A crash or error while writing leaves any previous file at ``path`` intact
-    and no partial file behind.
-    """
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def cached(name: str, compute, key: dict | None = None, cache_dir: str | os.PathLike | None = None):
-    """The result of ``compute()``, cached on disk under ``name`` in the cache directory.
-
-    ``key`` (a dict of plain values: sizes, seeds, model names) is stored with
-    the result; a cached file whose key differs, or that cannot be read, is
-    recomputed and replaced (atomically, see :func:`save_atomic`). Results are
-    tensors, arrays, dicts or lists of them (anything ``torch.save`` writes
-    and ``torch.load(weights_only=True)`` reads back).
-    """
-    import torch
-
-    root = Path(cache_dir) if cache_dir is not None else config.cache_dir()
-    path = root / f"{name}.pt"
-    key = dict(key or {})
-    if path.exists():
-        try:
-            stored = torch.load(path, weights_only=True)
-            if isinstance(stored, dict) and stored.get("key") == key:
-                return stored["value"]
-        except Exception:  # unreadable or foreign: recompute below
-            pass
-    value = compute()
-    save_atomic({"key": key, "value": value}, path)
-    return value
 
 
 # --------------------------------------------------------------------------- scikit-learn

@@ -29,7 +29,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import data, exercises, training, viz
+from . import data, training, viz
 
 __all__ = [
     "ACTIVATIONS",
@@ -571,77 +571,3 @@ def update_ratio_figure(runs: list[dict]) -> Figure:
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
-
-
-# --------------------------------------------------------------------------- exercises
-
-_GEN = torch.Generator().manual_seed(11)
-_GRADS_BIG = [torch.randn(4, 3, generator=_GEN) * 5, torch.randn(3, generator=_GEN) * 5]
-_GRADS_SMALL = [torch.randn(2, 2, generator=_GEN) * 0.01, torch.randn(5, generator=_GEN) * 0.01]
-_W_BEFORE = torch.randn(6, 5, generator=_GEN)
-_W_AFTER = _W_BEFORE - 0.01 * torch.randn(6, 5, generator=_GEN)
-
-
-def _solution_clip(grads, max_norm):
-    total = torch.sqrt(sum((g**2).sum() for g in grads))  # one norm over all gradients
-    scale = min(1.0, max_norm / (float(total) + 1e-6))  # never scale up
-    return [g * scale for g in grads]
-
-
-@exercises.register(
-    "11.1",
-    title="clipping the global gradient norm",
-    hint="Compute ONE norm over all gradients, sqrt(sum of every squared entry); if it exceeds "
-    "max_norm, multiply every gradient by max_norm / (norm + 1e-6); otherwise leave them alone.",
-    solution=_solution_clip,
-)
-def _check_clip(answer):
-    for grads, max_norm in ((_GRADS_BIG, 1.0), (_GRADS_SMALL, 1.0), (_GRADS_BIG, 3.0)):
-        got = exercises.call(answer, [g.clone() for g in grads], max_norm)
-        expected = _solution_clip(grads, max_norm)
-        if not isinstance(got, list | tuple) or len(got) != len(expected):
-            return f"return a list of {len(expected)} clipped gradients, one per input gradient."
-        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
-            problem = exercises.compare(g, e, name=f"clipped gradient {i}", rtol=1e-4, atol=1e-7)
-            if problem:
-                if grads is _GRADS_SMALL:
-                    return (
-                        "gradients whose global norm is already below max_norm must be left "
-                        f"unchanged ({problem})"
-                    )
-                per_tensor = [t * min(1.0, max_norm / (float(t.norm()) + 1e-6)) for t in grads]
-                if exercises.compare(g, per_tensor[i], rtol=1e-4, atol=1e-7) is None:
-                    return (
-                        "you clipped each tensor on its own: the norm must be taken over all "
-                        "gradients together, so that every one is scaled by the same factor."
-                    )
-                return problem
-    return None
-
-
-def _solution_ratio(w_before, w_after):
-    return float((w_after - w_before).norm() / w_before.norm())
-
-
-@exercises.register(
-    "11.2",
-    title="the update-to-weight ratio",
-    hint="Norm of the change divided by the norm of the weights before the step: "
-    "(w_after - w_before).norm() / w_before.norm().",
-    solution=_solution_ratio,
-)
-def _check_ratio(answer):
-    got = exercises.call(answer, _W_BEFORE, _W_AFTER)
-    if np.ndim(got) != 0:
-        return "return a single number (a ratio of two norms), not one value per weight."
-    expected = _solution_ratio(_W_BEFORE, _W_AFTER)
-    problem = exercises.compare(got, expected, name="your ratio", rtol=1e-4)
-    if problem:
-        norms_only = abs(float(_W_AFTER.norm() - _W_BEFORE.norm())) / float(_W_BEFORE.norm())
-        if np.isclose(float(got), norms_only, rtol=1e-3):
-            return (
-                "you compared the two norms (||W_after|| - ||W_before||): take the norm of the "
-                "difference W_after - W_before instead; a rotation changes weights without "
-                "changing their norm."
-            )
-    return problem

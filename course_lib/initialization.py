@@ -18,7 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import exercises, training, viz
+from . import training, viz
 
 __all__ = [
     "ACTIVATIONS",
@@ -196,6 +196,9 @@ def depth_stats(
     return DepthStats(pre_var, act_std, grad_std, saturated, sample)
 
 
+_DRAWABLE_MAX = 1e250
+
+
 def stats_figure(
     scheme: str = "kaiming", activation: str = "relu", depth: int = 50, gain: float = 1.0
 ) -> Figure:
@@ -210,8 +213,18 @@ def stats_figure(
         (axes[0, 0], stats.preactivation_var, "pre-activation variance"),
         (axes[0, 1], stats.gradient_std, "weight-gradient std"),
     ):
-        shown = np.where(values > 0, values, np.nan)
-        ax.semilogy(layers, shown, "o-", ms=3)
+        # float64 overflows near 1e308, and a log axis cannot add its margin beyond it
+        drawable = (values > 0) & (values < _DRAWABLE_MAX)
+        ax.semilogy(layers, np.where(drawable, values, np.nan), "o-", ms=3)
+        if not drawable.all():
+            ax.text(
+                0.02,
+                0.02,
+                f"{(~drawable).sum()} layers at 0, beyond {_DRAWABLE_MAX:.0e} "
+                "or overflowed: not drawn",
+                transform=ax.transAxes,
+                fontsize=8,
+            )
         ax.set_xlabel("layer")
         ax.set_ylabel(label)
     fig.suptitle(
@@ -327,83 +340,3 @@ def training_figure(histories: dict[str, training.History], title: str = "") -> 
     fig.suptitle(title or f"best: {best} at {histories[best].val_accuracy[-1]:.1%} test accuracy")
     fig.tight_layout()
     return fig
-
-
-# --------------------------------------------------------------------------- exercises
-
-
-def _solution_xavier(fan_in, fan_out):
-    return math.sqrt(2.0 / (fan_in + fan_out))
-
-
-@exercises.register(
-    "02.1",
-    title="Xavier/Glorot standard deviation",
-    hint="Glorot and Bengio average the fan-in and fan-out: Var(w) = 2 / (fan_in + fan_out); "
-    "return the square root.",
-    solution=_solution_xavier,
-)
-def _check_xavier(answer):
-    for fan_in, fan_out in ((256, 256), (784, 100), (3, 10)):
-        got = exercises.call(answer, fan_in, fan_out)
-        expected = _solution_xavier(fan_in, fan_out)
-        problem = exercises.compare(got, expected, name=f"your std for fans ({fan_in}, {fan_out})")
-        if problem:
-            if np.isclose(float(np.ravel(got)[0]), expected**2):
-                return "you returned the variance: take its square root."
-            if np.isclose(float(np.ravel(got)[0]), math.sqrt(1.0 / fan_in)):
-                return "that is LeCun's 1/sqrt(fan_in): Xavier uses both fans."
-            return problem
-    return None
-
-
-def _solution_kaiming(fan_in):
-    return math.sqrt(2.0 / fan_in)
-
-
-@exercises.register(
-    "02.2",
-    title="Kaiming/He standard deviation for ReLU",
-    hint="ReLU zeroes half of its inputs, halving the variance; He et al. double the "
-    "weight variance to compensate: Var(w) = 2 / fan_in.",
-    solution=_solution_kaiming,
-)
-def _check_kaiming(answer):
-    for fan_in in (256, 784, 9):
-        got = exercises.call(answer, fan_in)
-        expected = _solution_kaiming(fan_in)
-        problem = exercises.compare(got, expected, name=f"your std for fan_in={fan_in}")
-        if problem:
-            if np.isclose(float(np.ravel(got)[0]), math.sqrt(1.0 / fan_in)):
-                return "you left out the factor 2 that compensates for ReLU zeroing half the units."
-            return problem
-    return None
-
-
-def _solution_fans(shape):
-    receptive = math.prod(shape[2:])
-    return shape[1] * receptive, shape[0] * receptive
-
-
-@exercises.register(
-    "02.3",
-    title="fan-in and fan-out of a convolution",
-    hint="A conv weight has shape (out_channels, in_channels, kh, kw); each output sees "
-    "in_channels * kh * kw inputs, each input feeds out_channels * kh * kw outputs.",
-    solution=_solution_fans,
-)
-def _check_fans(answer):
-    for shape in ((64, 3, 3, 3), (128, 64, 5, 5), (10, 784)):
-        got = exercises.call(answer, shape)
-        expected = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
-        if not (isinstance(got, tuple | list) and len(got) == 2):
-            return "return a pair (fan_in, fan_out)."
-        if tuple(int(v) for v in got) != tuple(expected):
-            if tuple(int(v) for v in got) == (shape[1], shape[0]):
-                return f"for shape {shape} you forgot the kernel size (receptive field)."
-            if tuple(int(v) for v in got) == tuple(expected)[::-1]:
-                return (
-                    f"for shape {shape} fan_in and fan_out are swapped: dimension 1 is the input."
-                )
-            return f"for shape {shape} you got {tuple(got)}, expected {tuple(expected)}."
-    return None

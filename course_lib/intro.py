@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import data, exercises, viz
+from . import cache, data, viz
 
 __all__ = [
     "closed_form_least_squares",
@@ -147,86 +147,6 @@ def parameter_table(model: nn.Module) -> list[tuple[str, tuple[int, ...], int]]:
 
 def save_and_reload(model: nn.Module, path: str | Path, fresh: nn.Module) -> nn.Module:
     """Save ``model.state_dict()`` to ``path`` and load it into ``fresh`` (same architecture)."""
-    data.save_atomic(model.state_dict(), path)
+    cache.save_atomic(model.state_dict(), path)
     fresh.load_state_dict(torch.load(path, weights_only=True))
     return fresh
-
-
-# --------------------------------------------------------------------------- exercises
-
-_RNG = np.random.default_rng(1)
-_Y_TRUE = _RNG.normal(150, 70, size=40)
-_Y_PRED = _Y_TRUE + _RNG.normal(10, 40, size=40)
-
-
-def _solution_mse(y_true, y_pred):
-    return np.mean((y_true - y_pred) ** 2)
-
-
-@exercises.register(
-    "01.1",
-    title="mean squared error",
-    hint="Subtract, square each difference, then average: np.mean((y_true - y_pred) ** 2).",
-    solution=_solution_mse,
-)
-def _check_mse(answer):
-    got = exercises.call(answer, _Y_TRUE, _Y_PRED)
-    expected = _solution_mse(_Y_TRUE, _Y_PRED)
-    problem = exercises.compare(got, expected, name="your MSE")
-    if problem and np.isclose(float(np.ravel(got)[0]), expected * len(_Y_TRUE)):
-        return "you returned the sum of squared errors: divide by the number of examples."
-    if problem and np.isclose(float(np.ravel(got)[0]), np.sqrt(expected)):
-        return "you returned the root of the MSE (RMSE): leave out the square root."
-    return problem
-
-
-_X_LS = _RNG.normal(size=(60, 3))
-_Y_LS = _X_LS @ np.array([2.0, -1.0, 0.5]) + 3.0 + _RNG.normal(0, 0.1, size=60)
-
-
-def _solution_least_squares(X, y):
-    A = np.hstack([X, np.ones((len(X), 1))])  # a column of ones carries the bias
-    theta = np.linalg.solve(A.T @ A, A.T @ y)  # the normal equations
-    return theta[:-1], theta[-1]
-
-
-@exercises.register(
-    "01.2",
-    title="least squares in closed form",
-    hint="Append a column of ones to X (for the bias), then solve (A^T A) theta = A^T y "
-    "with np.linalg.solve; the last entry of theta is the bias.",
-    solution=_solution_least_squares,
-)
-def _check_least_squares(answer):
-    got = exercises.call(answer, _X_LS, _Y_LS)
-    if not (isinstance(got, tuple | list) and len(got) == 2):
-        return "return a pair (w, b): the weight vector and the bias."
-    w_exp, b_exp = _solution_least_squares(_X_LS, _Y_LS)
-    problem = exercises.compare(got[0], w_exp, name="your weight vector w", rtol=1e-4)
-    if problem:
-        return problem + " Did you include a column of ones for the bias?"
-    return exercises.compare(got[1], b_exp, name="your bias b", rtol=1e-4)
-
-
-def _solution_count(sizes):
-    return sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=False))
-
-
-@exercises.register(
-    "01.3",
-    title="counting the weights of an MLP",
-    hint="A Linear layer from n_in to n_out has an n_out x n_in weight matrix and n_out biases.",
-    solution=_solution_count,
-)
-def _check_count(answer):
-    for sizes in ([64, 32, 10], [784, 300, 100, 10], [3, 1]):
-        got = exercises.call(answer, list(sizes))
-        expected = _solution_count(sizes)
-        if np.ndim(got) != 0:
-            return f"return a single number, got {type(got).__name__}."
-        if got != expected:
-            weights_only = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-            if got == weights_only:
-                return f"for sizes {sizes} you counted the weights but not the biases."
-            return f"for sizes {sizes} you got {got}, expected {expected}."
-    return None

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.utils import prune
 
-from . import data, exercises, training, viz
+from . import cache, data, training, viz
 
 __all__ = [
     "LeNet300100",
@@ -468,7 +468,7 @@ def save_sparse(model: nn.Module, path: str | Path, compact: bool = True) -> int
     for name, m in layers.items():
         for part, tensor in csr_arrays(m.weight, compact).items():
             state[f"{name}.weight.csr.{part}"] = tensor
-    path = data.save_atomic(state, path)
+    path = cache.save_atomic(state, path)
     return path.stat().st_size
 
 
@@ -556,133 +556,3 @@ def sparsity_figure(
     )
     fig.tight_layout()
     return fig
-
-
-# --------------------------------------------------------------------------- exercises
-
-_GEN = torch.Generator().manual_seed(6)
-_W_EX = torch.randn(40, 30, generator=_GEN)
-
-
-def _solution_prune(weight, amount):
-    k = round(amount * weight.numel())  # how many weights to remove
-    smallest = torch.topk(weight.abs().flatten(), k, largest=False).indices
-    pruned = weight.clone()
-    pruned.view(-1)[smallest] = 0.0
-    return pruned
-
-
-@exercises.register(
-    "06.1",
-    title="magnitude pruning of one matrix",
-    hint="Rank the entries by their absolute value |w| and zero the round(amount * n) smallest "
-    "(torch.topk(..., largest=False) or torch.argsort); keep the others unchanged.",
-    solution=_solution_prune,
-)
-def _check_prune(answer):
-    for amount in (0.3, 0.75):
-        got = exercises.call(answer, _W_EX, amount)
-        expected = _solution_prune(_W_EX, amount)
-        if not isinstance(got, torch.Tensor):
-            return f"return a tensor of the same shape as the weight, got {type(got).__name__}."
-        problem = exercises.compare(got, expected, name=f"your pruned matrix (amount={amount})")
-        if problem is None:
-            continue
-        if got.shape == expected.shape:
-            zero = float((got == 0).float().mean())
-            if abs(zero - amount) > 0.01:
-                return (
-                    f"with amount={amount} you zeroed {zero:.0%} of the entries, not {amount:.0%}."
-                )
-            removed = _W_EX[got == 0]
-            if (removed < 0).float().mean() > 0.9:
-                return "you ranked by the signed value w: rank by the magnitude |w| instead."
-            if removed.abs().mean() > _W_EX.abs().mean():
-                return "you removed large weights: prune the smallest |w|, keep the largest."
-        return problem
-    return None
-
-
-_W_CSR = torch.where(torch.rand(6, 9, generator=_GEN) < 0.3, torch.randn(6, 9, generator=_GEN), 0.0)
-_W_CSR[2] = 0.0  # an empty row, to catch off-by-one row pointers
-
-
-def _solution_csr(weight):
-    values, col_index, row_ptr = [], [], [0]
-    for row in weight:
-        for j, w in enumerate(row.tolist()):
-            if w != 0:
-                values.append(w)
-                col_index.append(j)
-        row_ptr.append(len(values))  # where the next row starts
-    return torch.tensor(values), torch.tensor(col_index), torch.tensor(row_ptr)
-
-
-@exercises.register(
-    "06.2",
-    title="compressed sparse row (CSR) storage",
-    hint="Walk the rows in order; append each non-zero and its column; after each row append "
-    "the running count of non-zeros to row_ptr, which starts with 0 (length = rows + 1).",
-    solution=_solution_csr,
-)
-def _check_csr(answer):
-    got = exercises.call(answer, _W_CSR)
-    if not (isinstance(got, tuple | list) and len(got) == 3):
-        return "return three tensors: (values, col_index, row_ptr)."
-    reference = csr_arrays(_W_CSR, compact=False)  # equals torch's to_sparse_csr()
-    expected = (reference["values"], reference["col_index"], reference["row_ptr"])
-    names = ("values", "col_index", "row_ptr")
-    for name, g, e in zip(names, got, expected, strict=True):
-        problem = exercises.compare(g, e, name=f"your {name}")
-        if problem is None:
-            continue
-        try:
-            g_arr = np.asarray(g.tolist() if isinstance(g, torch.Tensor) else g, dtype=float)
-        except (TypeError, ValueError):
-            return problem
-        g_arr = g_arr.ravel()
-        if name == "row_ptr":
-            e_arr = e.numpy().astype(float)
-            per_row = np.diff(e_arr)
-            if len(g_arr) == len(per_row) and np.allclose(g_arr, per_row):
-                return "row_ptr holds running totals (cumulative counts), not per-row counts."
-            if len(g_arr) == len(e_arr) - 1:
-                return "row_ptr needs rows + 1 entries: start it with 0 (or end it with the total)."
-        if name == "values":
-            by_column = csr_arrays(_W_CSR.t(), compact=False)["values"]
-            if len(g_arr) == len(by_column) and np.allclose(g_arr, by_column):
-                return "you walked the matrix column by column: CSR goes row by row."
-        return problem
-    return None
-
-
-def _solution_remaining(amounts):
-    remaining = 1.0
-    for a in amounts:
-        remaining *= 1.0 - a  # each call prunes a fraction of what is left
-    return remaining
-
-
-@exercises.register(
-    "06.3",
-    title="repeated pruning compounds",
-    hint="Each call removes its fraction of the weights that are still there, so the kept "
-    "fractions multiply: (1 - a1) * (1 - a2) * ...",
-    solution=_solution_remaining,
-)
-def _check_remaining(answer):
-    for amounts in ([0.5, 0.5], [0.2, 0.5, 0.75], [0.9]):
-        got = exercises.call(answer, list(amounts))
-        expected = _solution_remaining(amounts)
-        if np.ndim(got) != 0:
-            return f"return a single number (the fraction kept), got {type(got).__name__}."
-        if not np.isclose(float(got), expected):
-            if np.isclose(float(got), max(0.0, 1.0 - sum(amounts))):
-                return (
-                    f"for {amounts} you subtracted the amounts from 1: each call prunes a "
-                    "fraction of the survivors, so the kept fractions multiply."
-                )
-            if np.isclose(float(got), 1.0 - _solution_remaining(amounts)):
-                return f"for {amounts} you returned the fraction removed; return the fraction kept."
-            return f"for amounts {amounts} you got {float(got):.4g}, expected {expected:.4g}."
-    return None

@@ -30,7 +30,6 @@ The tokeniser and vocabulary of the from-scratch text model come from
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import os
@@ -42,7 +41,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import data, exercises, training, viz
+from . import cache, data, training, viz
 from .rnn import Vocabulary, mr_split_indices
 
 __all__ = [
@@ -137,7 +136,7 @@ def encode_sentences(
         return emb.float().cpu()
 
     key = {"model": ENCODER_NAME, "sentences": digest, "n": len(sentences)}
-    return data.cached(f"minilm_{digest[:16]}", compute, key=key)
+    return cache.cached(f"minilm_{digest[:16]}", compute, key=key)
 
 
 class FrozenEncoderClassifier(nn.Module):
@@ -545,7 +544,7 @@ def pretrain_animals(
         return model.state_dict()
 
     key = {"n": n, "epochs": epochs, "width": width, "seed": seed, "version": 1}
-    state = data.cached(f"cifar_animals_cnn_w{width}_e{epochs}_n{n}_s{seed}", compute, key=key)
+    state = cache.cached(f"cifar_animals_cnn_w{width}_e{epochs}_n{n}_s{seed}", compute, key=key)
     model = small_cnn(len(ANIMALS), width)
     model.load_state_dict(state)
     with torch.no_grad():
@@ -584,7 +583,7 @@ def transfer_sweep(
     steps: int = 150,
     ks: Sequence[int] = (1, 2, 3, 4),
     progress: bool = True,
-    cache: bool = True,
+    use_cache: bool = True,
 ) -> dict:
     """Vehicle test accuracy for scratch and every ``k`` in ``ks`` and mode, per size and seed.
 
@@ -592,13 +591,13 @@ def transfer_sweep(
     task gets; each seed draws its own images and initialises the new layers.
     Returns ``{"per_class", "seeds", "scratch": (S, R), "frozen": (S, R, 4),
     "finetune": (S, R, 4)}`` where the last axis is ``k = 1..4`` (NaN for a
-    ``k`` not in ``ks``). With ``cache`` the result is stored on disk under a
+    ``k`` not in ``ks``). With ``use_cache`` the result is stored on disk under a
     key of the source weights and every setting, so a re-run reads it back.
     """
     ks = sorted({int(k) for k in ks})
     if not set(ks) <= set(range(1, len(LAYERS) + 1)):
         raise ValueError(f"ks must be among 1..{len(LAYERS)}, got {ks}")
-    if cache:
+    if use_cache:
         digest = hashlib.sha1()
         for t in source.state_dict().values():
             digest.update(t.detach().cpu().numpy().tobytes())
@@ -613,7 +612,7 @@ def transfer_sweep(
             "version": 1,
         }
         name = f"cifar_transfer_sweep_{digest.hexdigest()[:12]}"
-        stored = data.cached(
+        stored = cache.cached(
             name,
             lambda: _as_tensors(
                 transfer_sweep(source, vehicles, per_class, seeds, steps, ks, progress, False)
@@ -698,98 +697,3 @@ def _best_transfer(sweep: dict, i: int) -> tuple[str, int]:
     return max(
         ((m, k) for m in MODES for k in run), key=lambda mk: sweep[mk[0]][i, :, mk[1] - 1].mean()
     )
-
-
-# --------------------------------------------------------------------------- exercises
-
-
-def _exercise_model() -> nn.Sequential:
-    model = small_cnn(4, width=4)
-    freeze(model.conv1)
-    model.fc1[1].bias.requires_grad_(False)
-    return model
-
-
-def _solution_count(model):
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
-
-
-@exercises.register(
-    "08.1",
-    title="trainable vs total parameters",
-    hint="Loop over model.parameters(); p.numel() is the number of numbers in a tensor and "
-    "p.requires_grad says whether it is trained. Return (trainable, total).",
-    solution=_solution_count,
-)
-def _check_count(answer):
-    model = _exercise_model()
-    got = exercises.call(answer, model)
-    if not (isinstance(got, tuple | list) and len(got) == 2):
-        return "return a pair (trainable, total)."
-    trainable, total = _solution_count(_exercise_model())
-    if np.ndim(got[0]) != 0 or np.ndim(got[1]) != 0:
-        return "return two numbers, (trainable, total)."
-    if tuple(got) == (total, trainable):
-        return "the pair is the wrong way round: trainable first, then total."
-    n_tensors = len(list(model.parameters()))
-    if got[1] == n_tensors or got[0] <= n_tensors:
-        return "you counted parameter tensors; count the numbers in them with p.numel()."
-    if got[1] != total:
-        return f"the total should be {total:,}, got {got[1]}."
-    if got[0] == total:
-        return "every parameter was counted as trainable: skip those with requires_grad False."
-    if got[0] != trainable:
-        return f"the trainable count should be {trainable:,}, got {got[0]}."
-    return None
-
-
-def _solution_transfer(source, target, k):
-    for name in ["conv1", "conv2", "conv3", "fc1"][:k]:
-        layer = getattr(target, name)
-        layer.load_state_dict(getattr(source, name).state_dict())  # copy the weights
-        for p in layer.parameters():
-            p.requires_grad_(False)  # and freeze them
-    return target
-
-
-@exercises.register(
-    "08.2",
-    title="copy and freeze the first k layers",
-    hint="For each of the first k names in ('conv1', 'conv2', 'conv3', 'fc1'): "
-    "getattr(target, name).load_state_dict(getattr(source, name).state_dict()), then set "
-    "requires_grad_(False) on that layer's parameters. Leave the other layers alone.",
-    solution=_solution_transfer,
-)
-def _check_transfer(answer):
-    for k in (2, 4, 0):
-        torch.manual_seed(1)
-        source = small_cnn(6, width=4)
-        torch.manual_seed(2)
-        target = small_cnn(4, width=4)
-        fresh = copy.deepcopy(target)
-        got = exercises.call(answer, source, target, k)
-        if not isinstance(got, nn.Module):
-            return "return the target model."
-        for i, name in enumerate((*LAYERS, "head")):
-            mine, src, new = (
-                dict(getattr(m, name).named_parameters()) for m in (got, source, fresh)
-            )
-            for pname, p in mine.items():
-                copied = (
-                    torch.equal(p.detach(), src[pname].detach())
-                    if p.shape == src[pname].shape
-                    else False
-                )
-                if i < k and not copied:
-                    return f"with k={k}, {name}.{pname} was not copied from the source."
-                if i < k and p.requires_grad:
-                    return f"with k={k}, {name}.{pname} was copied but not frozen (requires_grad is True)."
-                if i >= k and not torch.equal(p.detach(), new[pname].detach()):
-                    return (
-                        f"with k={k}, {name}.{pname} changed: only the first k layers are copied."
-                    )
-                if i >= k and not p.requires_grad:
-                    return f"with k={k}, {name}.{pname} is frozen: only the first k layers are."
-    return None

@@ -25,7 +25,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import cifar10_cnn, data, exercises, training, viz
+from . import cifar10_cnn, data, training, viz
 
 __all__ = [
     "cnn_weight_names",
@@ -367,106 +367,3 @@ def template_figure(weights, units: int = 32, title: str | None = None) -> Figur
     ax.set_title(title or f"{len(w)} first-layer weight images: smoothness {rho:.2f}", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-# --------------------------------------------------------------------------- exercises
-
-_RNG = np.random.default_rng(5)
-_W0 = {"a": _RNG.normal(size=(4, 6)), "b": _RNG.normal(size=(3,))}
-_W1 = {"a": _W0["a"] * 0.8 + _RNG.normal(0, 0.2, size=(4, 6)), "b": _W0["b"] + 0.5}
-
-
-def _solution_relative_change(w0, w1):
-    return np.linalg.norm(w1 - w0) / np.linalg.norm(w0)
-
-
-@exercises.register(
-    "05.1",
-    title="relative change of a weight tensor",
-    hint="Norm of the difference divided by the norm of the start: "
-    "np.linalg.norm(w1 - w0) / np.linalg.norm(w0) (np.linalg.norm of a matrix is the "
-    "Frobenius norm, the square root of the sum of all squares).",
-    solution=_solution_relative_change,
-)
-def _check_relative_change(answer):
-    for name in ("a", "b"):
-        w0, w1 = _W0[name], _W1[name]
-        got = exercises.call(answer, w0, w1)
-        expected = _solution_relative_change(w0, w1)
-        problem = exercises.compare(got, expected, name="your relative change", rtol=1e-6)
-        if problem is None:
-            continue
-        value = float(np.ravel(viz.to_numpy(got))[0]) if np.size(viz.to_numpy(got)) else np.nan
-        if np.isclose(value, np.linalg.norm(w1 - w0)):
-            return "you returned ||w1 - w0||: divide by ||w0|| to make it relative."
-        if np.isclose(abs(value), abs(np.linalg.norm(w1) / np.linalg.norm(w0) - 1)):
-            return (
-                "you compared the norms, ||w1|| / ||w0|| - 1: weights can rotate without "
-                "changing their norm. Take the norm of the difference w1 - w0."
-            )
-        return problem
-    return None
-
-
-_FILTERS = _RNG.normal(size=(5, 3, 3, 3))
-_FILTERS[0] = _FILTERS[0, :1]  # a pure brightness filter: share 0
-
-
-def _solution_colour_share(filters):
-    brightness = filters.mean(axis=1, keepdims=True)  # the same in each channel
-    colour = filters - brightness
-    return (colour**2).sum(axis=(1, 2, 3)) / (filters**2).sum(axis=(1, 2, 3))
-
-
-@exercises.register(
-    "05.2",
-    title="colour share of RGB filters",
-    hint="Average over the channel axis (axis=1, keepdims=True) to get the brightness part; "
-    "subtract it to get the colour part; compare sums of squares per filter "
-    "(axis=(1, 2, 3)).",
-    solution=_solution_colour_share,
-)
-def _check_colour_share(answer):
-    got = exercises.call(answer, _FILTERS)
-    expected = _solution_colour_share(_FILTERS)
-    problem = exercises.compare(got, expected, name="your colour shares", rtol=1e-6)
-    if problem is None:
-        return None
-    arr = np.asarray(viz.to_numpy(got), dtype=np.float64)
-    if arr.shape == expected.shape and np.allclose(arr, np.sqrt(expected)):
-        return "you compared norms, not energies: square before summing (and take no root)."
-    if arr.shape == expected.shape and np.allclose(arr, 1 - expected):
-        return "you returned the brightness share; the colour share is 1 minus it."
-    return problem
-
-
-def _solution_smoothness(w):
-    pairs = (w[:, :-1] * w[:, 1:]).sum() + (w[:-1, :] * w[1:, :]).sum()
-    energy = 0.5 * ((w[:, :-1] ** 2 + w[:, 1:] ** 2).sum() + (w[:-1, :] ** 2 + w[1:, :] ** 2).sum())
-    return pairs / energy
-
-
-_IMAGE = np.cumsum(np.cumsum(_RNG.normal(size=(7, 7)), axis=0), axis=1)
-_NOISE = _RNG.normal(size=(7, 7))
-
-
-@exercises.register(
-    "05.3",
-    title="smoothness of a weight image",
-    hint="Multiply each weight with its right neighbour (w[:, :-1] * w[:, 1:]) and with the one "
-    "below (w[:-1, :] * w[1:, :]); divide the sum by the matching sum of half the squares.",
-    solution=_solution_smoothness,
-)
-def _check_smoothness(answer):
-    for w in (_IMAGE, _NOISE):
-        got = exercises.call(answer, w)
-        problem = exercises.compare(got, _solution_smoothness(w), name="your smoothness", rtol=1e-6)
-        if problem is None:
-            continue
-        value = np.ravel(viz.to_numpy(got))
-        if value.size == 1:
-            only_h = (w[:, :-1] * w[:, 1:]).sum() / (0.5 * (w[:, :-1] ** 2 + w[:, 1:] ** 2).sum())
-            if np.isclose(value[0], only_h):
-                return "you used only horizontal neighbours: add the vertical pairs too."
-        return problem
-    return None

@@ -1,4 +1,10 @@
-"""Shared fixtures: headless plotting, a scratch cache, and a local HTTP server."""
+"""Shared fixtures: headless plotting, scratch data and cache folders, a local HTTP server.
+
+Tests never write into the repository's data/ folder and never reach the internet: the
+data folder is an empty scratch folder unless COURSE_DATA_DIR names the dataset samples
+(tests that need them ask for the ``real_data`` fixture), and downloads may only reach
+servers on 127.0.0.1 that the tests start themselves.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import functools
 import http.server
 import os
 import threading
+import urllib.parse
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -14,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: The dataset samples named by COURSE_DATA_DIR when the test session started (or None).
+SAMPLES = Path(os.environ["COURSE_DATA_DIR"]) if os.environ.get("COURSE_DATA_DIR") else None
 
 
 @pytest.fixture(autouse=True)
@@ -24,9 +32,21 @@ def _close_figures():
 
 
 @pytest.fixture(autouse=True)
-def _scratch_cache(tmp_path_factory, monkeypatch):
-    """Tests never write into the real cache directory."""
+def _scratch_folders(tmp_path_factory, monkeypatch):
+    """Tests never write into the real cache or data folders, nor download from the internet."""
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    from course_lib import download
+
+    real_urlopen = download.urllib.request.urlopen
+
+    def loopback_only(url, *args, **kwargs):
+        host = urllib.parse.urlsplit(getattr(url, "full_url", url)).hostname
+        if host not in {"127.0.0.1", "localhost"}:
+            raise AssertionError(f"a test tried to download from {url}: tests stay offline")
+        return real_urlopen(url, *args, **kwargs)
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", loopback_only)
 
 
 @pytest.fixture
@@ -68,15 +88,13 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def data_dir_or_skip() -> Path:
-    """The real dataset samples, when the machine has them (CI and developers do)."""
-    value = os.environ.get("COURSE_DATA_DIR")
-    path = Path(value) if value else SHARED_DATA
-    if not (path / "cifar-10-batches-py").is_dir():
-        message = "no dataset folder: set COURSE_DATA_DIR to run tests on the real samples"
+    """The real dataset samples named by COURSE_DATA_DIR (CI and developers have them)."""
+    if SAMPLES is None or not (SAMPLES / "cifar-10-batches-py").is_dir():
+        message = "no dataset samples: set COURSE_DATA_DIR to run the tests on the real data"
         if os.environ.get("CI"):
             pytest.fail(message)  # CI always has the samples: never skip there
         pytest.skip(message)
-    return path
+    return SAMPLES
 
 
 @pytest.fixture
@@ -85,3 +103,16 @@ def real_data(monkeypatch) -> Path:
     path = data_dir_or_skip()
     monkeypatch.setenv("COURSE_DATA_DIR", str(path))
     return path
+
+
+def assert_feedback(id: str, answer, *fragments: str, status: str = "wrong"):
+    """Check ``answer`` for exercise ``id``: the feedback has ``status``, each fragment and a hint."""
+    from course_lib import exercises
+
+    result = exercises.evaluate(id, answer)
+    assert result.status == status, result.message
+    for fragment in fragments:
+        assert fragment in result.message, result.message
+    if status != "correct":
+        assert "Hint:" in result.message, result.message
+    return result

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import assert_feedback
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix as sk_confusion
 
 import course_lib as cl
 from course_lib import cifar10_cnn as T
-from course_lib import exercises
 
 
 def _images(n=6, seed=0, size=32):
@@ -343,24 +343,18 @@ def test_tutorial_baseline_runs_the_tutorial_recipe():
 # --------------------------------------------------------------------------- exercises
 
 
-def _wrong(ex_id, answer, fragment):
-    result = exercises.evaluate(ex_id, answer)
-    assert result.status == "wrong", result.message
-    assert fragment in result.message and "Hint" in result.message
-
-
 def test_exercise_13_1_typical_mistakes():
-    _wrong(
+    assert_feedback(
         "13.1",
         lambda x: (x.astype(float).mean(axis=(0, 2, 3)), x.astype(float).std(axis=(0, 2, 3))),
         "0..255 scale",
     )
-    _wrong(
+    assert_feedback(
         "13.1",
         lambda x: ((x / 255).mean(axis=(2, 3)), (x / 255).std(axis=(2, 3))),
         "one row per image",
     )
-    _wrong("13.1", lambda x: (x / 255).mean(axis=(0, 2, 3)), "pair")
+    assert_feedback("13.1", lambda x: (x / 255).mean(axis=(0, 2, 3)), "pair")
 
 
 def test_exercise_13_2_typical_mistakes():
@@ -371,11 +365,11 @@ def test_exercise_13_2_typical_mistakes():
         cm = T.confusion_matrix(t, p, n)
         return cm / cm.sum(1, keepdims=True)
 
-    _wrong("13.2", transposed, "transposed")
-    _wrong("13.2", rates, "counts")
+    assert_feedback("13.2", transposed, "transposed")
+    assert_feedback("13.2", rates, "counts")
 
 
 def test_exercise_13_3_typical_mistakes():
-    _wrong("13.3", lambda ci, co, k, bias: co * ci * k * k, "forgot the biases")
-    _wrong("13.3", lambda ci, co, k, bias: co * ci * k + (co if bias else 0), "k * k")
-    _wrong("13.3", lambda ci, co, k, bias: [co, ci, k, k], "single number")
+    assert_feedback("13.3", lambda ci, co, k, bias: co * ci * k * k, "forgot the biases")
+    assert_feedback("13.3", lambda ci, co, k, bias: co * ci * k + (co if bias else 0), "k * k")
+    assert_feedback("13.3", lambda ci, co, k, bias: [co, ci, k, k], "single number")

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
-import http.server
 import os
 import pickle
 import struct
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import data_dir_or_skip
 
-from course_lib import data
+from course_lib import data, download
 from course_lib.data import DatasetError
 
 # --------------------------------------------------------------------------- helpers
@@ -82,18 +78,24 @@ def make_mnist_folder(root: Path, n_train: int = 6, n_test: int = 4, compress: b
     return folder
 
 
-def make_mr_folder(root: Path, encoding: str = "utf-8", lines: int = data.MR_LINES) -> Path:
+#: sentences with the characters that make MR's official bytes tricky: é (0xE9), the
+#: ellipsis (0x85, a line break U+0085 if decoded as Latin-1), en and em dashes (0x96, 0x97)
+MR_SENTENCES = [
+    "a {word} café film number {i} . ",
+    "{word} \u2026 and then some \u2013 film {i} \u2014 really",
+]
+
+
+def make_mr_folder(
+    root: Path, encoding: str = "utf-8", lines: int = data.MR_LINES, newline: str = "\n"
+) -> Path:
+    """A folder in MR's layout; ``encoding="cp1252", newline="\\r\\n"`` gives the official bytes."""
     folder = root / "rt-polaritydata"
     folder.mkdir(parents=True)
     for name, word in (("rt-polarity.pos", "wonderful"), ("rt-polarity.neg", "dreadful")):
-        text = "".join(f"a {word} café film number {i} . \n" for i in range(lines))
+        text = "".join(MR_SENTENCES[i % 2].format(word=word, i=i) + newline for i in range(lines))
         (folder / name).write_bytes(text.encode(encoding))
     return folder
-
-
-def no_leftovers(folder: Path) -> bool:
-    """No temporary download or extraction files left behind."""
-    return not [p for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".part"]
 
 
 # --------------------------------------------------------------------------- real samples
@@ -214,139 +216,83 @@ def test_cifar_foreign_pickle_is_refused_without_running_it(tmp_path, monkeypatc
     [
         ({"labels": [1]}, "not the CIFAR-10 batch keys"),
         ({"labels": [1, 2], "data": np.zeros((2, 100), np.uint8)}, r"shape \(N, 3072\)"),
-        ({"labels": [1], "data": np.zeros((2, 3072), np.uint8)}, "one label per row"),
-        ({"labels": [11], "data": np.zeros((1, 3072), np.uint8)}, "labels outside"),
+        ({"labels": [1], "data": np.zeros((2, 3072), np.uint8)}, "1 labels for 2 images"),
+        ({"labels": [11], "data": np.zeros((1, 3072), np.uint8)}, "labels outside 0..9"),
+        ({"labels": [-1], "data": np.zeros((1, 3072), np.uint8)}, "labels outside 0..9"),
+        ({"labels": [1.5], "data": np.zeros((1, 3072), np.uint8)}, "fractional"),
+        ({"labels": [float("nan")], "data": np.zeros((1, 3072), np.uint8)}, "fractional"),
+        ({"labels": ["cat"], "data": np.zeros((1, 3072), np.uint8)}, "list of integers"),
+        ({"labels": None, "data": np.zeros((1, 3072), np.uint8)}, "list of integers"),
+        ({"labels": [[1, 2], [3]], "data": np.zeros((2, 3072), np.uint8)}, "list of integers"),
+        ({"labels": np.array([1 + 2j]), "data": np.zeros((1, 3072), np.uint8)}, "list of integers"),
+        ({"labels": [1], "data": [[0] * 3072]}, "should be a uint8 array"),
         ([1, 2, 3], "holds a list"),
     ],
 )
 def test_cifar_malformed_batches(tmp_path, content, message):
     path = tmp_path / "batch"
     path.write_bytes(pickle.dumps(content, protocol=2))
-    with pytest.raises(DatasetError, match=message):
+    with pytest.raises(DatasetError, match=message) as info:
         data.read_cifar_batch(path)
+    assert str(path) in str(info.value) and "run the cell again" in str(info.value)
 
 
-def test_cifar_meta_without_class_names(tmp_path):
+def test_cifar_whole_number_float_labels_are_accepted(tmp_path):
+    path = tmp_path / "batch"
+    path.write_bytes(pickle.dumps({"labels": [3.0, 9.0], "data": np.zeros((2, 3072), np.uint8)}))
+    x, y = data.read_cifar_batch(path)
+    assert y.tolist() == [3, 9] and y.dtype == np.int64 and x.shape == (2, 3, 32, 32)
+
+
+def test_cifar_pickle_announcing_an_absurd_size(tmp_path):
+    huge_bytes = tmp_path / "huge_bytes"  # BINBYTES8 announcing 2**62 bytes
+    huge_bytes.write_bytes(b"\x80\x04\x8e" + struct.pack("<Q", 2**62) + b"abc")
+    huge_string = tmp_path / "huge_string"  # BINSTRING announcing 4 GB
+    huge_string.write_bytes(b"\x80\x02T" + struct.pack("<I", 0xFFFFFFF0) + b"abc")
+    raw = pickle.dumps({"data": np.zeros(4, np.uint8), "labels": [1]}, protocol=2)
+    huge_shape = tmp_path / "huge_shape"  # an array whose shape claims 2**31 elements
+    huge_shape.write_bytes(raw.replace(b"K\x04\x85", b"J\x00\x00\x00\x7f\x85"))
+    for path in (huge_bytes, huge_string, huge_shape):
+        with pytest.raises(DatasetError, match="corrupt|more data than fits") as info:
+            data.read_cifar_batch(path)
+        assert str(path) in str(info.value) and "download it afresh" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "meta", [{"label_names": ["a"]}, {}, {"label_names": None}, {"label_names": "airplane"}]
+)
+def test_cifar_meta_without_class_names(tmp_path, meta):
     folder = make_cifar_folder(tmp_path)
-    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": ["a"]}, protocol=2))
-    with pytest.raises(DatasetError, match="10 CIFAR-10 class names"):
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    with pytest.raises(DatasetError, match="10 CIFAR-10 class names.*run the cell again"):
         data.load_cifar10(data_dir=tmp_path, download=False)
 
 
-# --------------------------------------------------------------------------- downloads
-
-
-def test_download_file_success_and_atomicity(http_root, tmp_path):
-    www, url = http_root
-    payload = os.urandom(200_000)
-    (www / "blob.bin").write_bytes(payload)
-    dest = tmp_path / "out" / "blob.bin"
-    md5 = hashlib.md5(payload).hexdigest()
-    assert data.download_file(url + "blob.bin", dest, md5=md5, progress=False) == dest
-    assert dest.read_bytes() == payload and data.md5sum(dest) == md5
-    assert no_leftovers(dest.parent)
-
-
-def test_download_checksum_mismatch_writes_nothing(http_root, tmp_path):
-    www, url = http_root
-    (www / "blob.bin").write_bytes(b"not what you expected")
-    dest = tmp_path / "out" / "blob.bin"
-    with pytest.raises(DatasetError, match="checksum mismatch"):
-        data.download_file(url + "blob.bin", dest, md5="0" * 32, progress=False)
-    assert list(dest.parent.iterdir()) == []
-
-
-def test_download_falls_back_to_next_mirror(http_root, tmp_path):
-    www, url = http_root
-    (www / "good").mkdir()
-    (www / "good" / "f.gz").write_bytes(b"abc")
-    dest = data.download_file(
-        [url + "missing/f.gz", url + "good/f.gz"], tmp_path / "f.gz", progress=False
-    )
-    assert dest.read_bytes() == b"abc"
-
-
-def test_download_offline_says_what_to_do(tmp_path):
-    with pytest.raises(DatasetError, match="internet connection") as info:
-        data.download_file(
-            "http://127.0.0.1:9/nothing.tar.gz", tmp_path / "x", timeout=5, progress=False
-        )
-    assert "127.0.0.1:9" in str(info.value)
-    assert list(tmp_path.iterdir()) == []
-
-
-class _TruncatingHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Length", "100000")
-        self.end_headers()
-        self.wfile.write(b"x" * 1000)  # then the connection closes early
-
-    def log_message(self, *args):
-        pass
-
-
-def test_download_truncated_transfer_writes_nothing(tmp_path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TruncatingHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/file"
-        with pytest.raises(DatasetError, match="Could not download"):
-            data.download_file(url, tmp_path / "file", progress=False)
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert list(tmp_path.iterdir()) == []
+# --------------------------------------------------------------------------- first runs
 
 
 def test_cifar_download_and_extract(http_root, tmp_path, monkeypatch):
     www, url = http_root
     archive = make_tar(make_cifar_folder(tmp_path / "src"), www / "cifar-10-python.tar.gz")
     monkeypatch.setattr(data, "CIFAR10_URL", url + archive.name)
-    monkeypatch.setattr(data, "CIFAR10_MD5", data.md5sum(archive))
+    monkeypatch.setattr(data, "CIFAR10_MD5", download.md5sum(archive))
     root = tmp_path / "data"
     ds = data.load_cifar10("test", data_dir=root)
     assert ds.x.shape == (4, 3, 32, 32)
-    assert sorted(p.name for p in root.iterdir()) == ["cifar-10-batches-py"]  # archive removed
-
-
-def test_existing_archive_with_wrong_checksum(tmp_path, monkeypatch):
-    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"half a download")
-    with pytest.raises(DatasetError, match="Delete it"):
-        data.ensure_cifar10(tmp_path)
-    assert not (tmp_path / "cifar-10-batches-py").exists()
-
-
-def test_truncated_archive_leaves_nothing(http_root, tmp_path, monkeypatch):
-    www, url = http_root
-    src = make_mr_folder(tmp_path / "src")
-    good = make_tar(src, tmp_path / "good.tar.gz").read_bytes()
-    (www / "rt-polaritydata.tar.gz").write_bytes(good[: len(good) // 2])
-    monkeypatch.setattr(data, "MR_URL", url + "rt-polaritydata.tar.gz")
-    root = tmp_path / "data"
-    with pytest.raises(DatasetError, match="truncated or corrupt"):
-        data.load_mr(data_dir=root)
-    assert sorted(p.name for p in root.iterdir()) == ["rt-polaritydata.tar.gz"]  # only the archive
-
-
-def test_archive_without_expected_folder(http_root, tmp_path, monkeypatch):
-    www, url = http_root
-    other = tmp_path / "src" / "something-else"
-    other.mkdir(parents=True)
-    (other / "file.txt").write_text("hello")
-    make_tar(other, www / "rt-polaritydata.tar.gz")
-    monkeypatch.setattr(data, "MR_URL", url + "rt-polaritydata.tar.gz")
-    with pytest.raises(DatasetError, match="does not contain the folder 'rt-polaritydata/'"):
-        data.load_mr(data_dir=tmp_path / "data")
-    assert no_leftovers(tmp_path / "data")
+    # the archive is removed; the lock file stays (deleting it would race with a waiting process)
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".cifar-10-batches-py.lock",
+        "cifar-10-batches-py",
+    ]
 
 
 def test_mr_download_and_extract(http_root, tmp_path, monkeypatch):
     www, url = http_root
-    make_tar(make_mr_folder(tmp_path / "src", encoding="latin-1"), www / "rt-polaritydata.tar.gz")
+    official = make_mr_folder(tmp_path / "src", encoding="cp1252", newline="\r\n")
+    make_tar(official, www / "rt-polaritydata.tar.gz")
     monkeypatch.setattr(data, "MR_URL", url + "rt-polaritydata.tar.gz")
     mr = data.load_mr(data_dir=tmp_path / "data")
-    assert len(mr) == 2 * data.MR_LINES and "café" in mr.x[0]
+    assert len(mr) == 2 * data.MR_LINES and "café" in mr.x[0] and "\u2026" in mr.x[1]
 
 
 def test_mnist_downloads_missing_files_from_mirrors(http_root, tmp_path, monkeypatch):
@@ -356,7 +302,7 @@ def test_mnist_downloads_missing_files_from_mirrors(http_root, tmp_path, monkeyp
     md5s = {}
     for f in src.iterdir():
         (www / "mirror" / f.name).write_bytes(f.read_bytes())
-        md5s[f.name] = data.md5sum(f)
+        md5s[f.name] = download.md5sum(f)
     monkeypatch.setattr(data, "MNIST_MIRRORS", [url + "down/", url + "mirror/"])
     monkeypatch.setattr(data, "MNIST_FILES", md5s)
     ds = data.load_mnist("train", data_dir=tmp_path / "data")
@@ -368,7 +314,7 @@ def test_mnist_download_failure_says_what_to_do(http_root, tmp_path, monkeypatch
     monkeypatch.setattr(data, "MNIST_MIRRORS", [url + "down/"])
     with pytest.raises(DatasetError, match="COURSE_DATA_DIR"):
         data.load_mnist(data_dir=tmp_path)
-    assert no_leftovers(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == [".mnist.lock"]
 
 
 # --------------------------------------------------------------------------- MNIST errors
@@ -412,10 +358,40 @@ def test_idx_errors(tmp_path):
         data.read_idx(header)
 
 
+def test_idx_header_sizes_that_overflow(tmp_path):
+    path = tmp_path / "overflow"
+    dims = (0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)
+    path.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">3I", *dims) + b"\0" * 16)
+    with pytest.raises(DatasetError, match="announces shape .* it is corrupt") as info:
+        data.read_idx(path)
+    assert "run the cell again" in str(info.value)
+    wrapped = tmp_path / "wrapped"  # 2**16 * 2**16 wraps to 0 in 32-bit arithmetic
+    wrapped.write_bytes(bytes([0, 0, 8, 2]) + struct.pack(">2I", 2**16, 2**16))
+    with pytest.raises(DatasetError, match="should hold 4,294,967,296 bytes|announces shape"):
+        data.read_idx(wrapped)
+
+
 def test_mnist_label_count_mismatch(tmp_path):
     folder = make_mnist_folder(tmp_path)
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(3))))
-    with pytest.raises(DatasetError, match="does not match"):
+    with pytest.raises(DatasetError, match="does not match. Replace both"):
+        data.load_mnist("test", data_dir=tmp_path, download=False)
+
+
+def test_mnist_labels_outside_0_to_9(tmp_path):
+    folder = make_mnist_folder(tmp_path)
+    (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.full(4, 200))))
+    with pytest.raises(DatasetError, match="labels up to 200, but MNIST digits are 0..9"):
+        data.load_mnist("test", data_dir=tmp_path, download=False)
+
+
+def test_mnist_images_and_labels_swapped(tmp_path):
+    folder = make_mnist_folder(tmp_path)
+    images, labels = folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz"
+    a, b = images.read_bytes(), labels.read_bytes()
+    images.write_bytes(b)
+    labels.write_bytes(a)
+    with pytest.raises(DatasetError, match="are swapped. Rename them"):
         data.load_mnist("test", data_dir=tmp_path, download=False)
 
 
@@ -424,21 +400,57 @@ def test_mnist_wrong_image_shape(tmp_path):
     (folder / "t10k-images-idx3-ubyte.gz").write_bytes(
         gzip.compress(idx_bytes(np.zeros((4, 8, 8))))
     )
-    with pytest.raises(DatasetError, match=r"not \(N, 28, 28\)"):
+    with pytest.raises(DatasetError, match=r"not \(N, 28, 28\) images. Replace both"):
         data.load_mnist("test", data_dir=tmp_path, download=False)
 
 
 # --------------------------------------------------------------------------- MR errors
 
 
-def test_mr_latin1_and_utf8_read_the_same(tmp_path):
-    make_mr_folder(tmp_path / "u", "utf-8")
-    make_mr_folder(tmp_path / "l", "latin-1")
-    u = data.load_mr(data_dir=tmp_path / "u", download=False)
-    lat = data.load_mr(data_dir=tmp_path / "l", download=False)
-    assert u.x == lat.x and "café" in u.x[0]
+@pytest.mark.parametrize(
+    "encoding, newline, bom",
+    [("cp1252", "\r\n", b""), ("utf-8", "\r\n", b"\xef\xbb\xbf"), ("cp1252", "\n", b"")],
+    ids=["official-bytes", "utf8-bom-crlf", "cp1252-lf"],
+)
+def test_mr_official_bytes_and_utf8_copy_read_the_same(tmp_path, encoding, newline, bom):
+    make_mr_folder(tmp_path / "utf8", "utf-8")
+    folder = make_mr_folder(tmp_path / "other", encoding, newline=newline)
+    for f in folder.iterdir():
+        f.write_bytes(bom + f.read_bytes())
+    if encoding == "cp1252":
+        assert b"\x85" in (folder / "rt-polarity.pos").read_bytes()  # the tricky byte is there
+    u = data.load_mr(data_dir=tmp_path / "utf8", download=False)
+    other = data.load_mr(data_dir=tmp_path / "other", download=False)
+    assert len(other) == 2 * data.MR_LINES and other.x == u.x and np.array_equal(other.y, u.y)
+    assert other.x[0] == "a dreadful café film number 0 ."
+    assert other.x[1] == "dreadful \u2026 and then some \u2013 film 1 \u2014 really"
     assert u.y[: data.MR_LINES].sum() == 0 and u.y[data.MR_LINES :].min() == 1  # neg 0, pos 1
-    assert "dreadful" in u.x[0] and "wonderful" in u.x[-1]
+    assert "wonderful" in u.x[-1]
+
+
+def test_real_mr_official_bytes_equal_a_utf8_redistribution(real_data, tmp_path):
+    official = data.load_mr(data_dir=real_data, download=False)
+    copy = tmp_path / "rt-polaritydata"
+    copy.mkdir()
+    for name in data.MR_FILES:
+        raw = (real_data / "rt-polaritydata" / name).read_bytes()
+        assert raw.count(b"\r\n") == data.MR_LINES  # the samples hold the official bytes
+        text = raw.decode("cp1252").replace("\r\n", "\n")
+        (copy / name).write_bytes(text.encode("utf-8"))
+    utf8 = data.load_mr(data_dir=tmp_path, download=False)
+    assert len(official) == 10662 and official.x == utf8.x and np.array_equal(official.y, utf8.y)
+
+
+def test_real_mr_first_run_from_the_official_archive(real_data, tmp_path, http_root, monkeypatch):
+    """The whole first-run path: the archive as published, served locally, then load_mr()."""
+    www, url = http_root
+    make_tar(real_data / "rt-polaritydata", www / "rt-polaritydata.tar.gz")
+    monkeypatch.setattr(data, "MR_URL", url + "rt-polaritydata.tar.gz")
+    root = tmp_path / "fresh"
+    mr = data.load_mr(data_dir=root)
+    assert len(mr) == 10662 and np.bincount(mr.y).tolist() == [5331, 5331]
+    assert mr.x == data.load_mr(data_dir=real_data, download=False).x
+    assert sorted(p.name for p in root.iterdir()) == [".rt-polaritydata.lock", "rt-polaritydata"]
 
 
 def test_mr_truncated_file(tmp_path):
@@ -463,7 +475,7 @@ def test_mr_missing_without_download(tmp_path):
         data.load_mr(data_dir=tmp_path, download=False)
 
 
-# --------------------------------------------------------------------------- scikit-learn, cache
+# --------------------------------------------------------------------------- scikit-learn
 
 
 def test_load_sklearn():
@@ -478,42 +490,3 @@ def test_load_sklearn():
     )
     with pytest.raises(ValueError, match="choose one of"):
         data.load_sklearn("mnist")
-
-
-def test_cached_computes_once_and_recomputes_on_new_key(tmp_path):
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return {"w": torch.arange(3.0)}
-
-    first = data.cached("thing", compute, {"n": 3}, cache_dir=tmp_path)
-    again = data.cached("thing", compute, {"n": 3}, cache_dir=tmp_path)
-    assert torch.equal(first["w"], again["w"]) and len(calls) == 1
-    data.cached("thing", compute, {"n": 4}, cache_dir=tmp_path)
-    assert len(calls) == 2
-
-
-def test_cached_recovers_from_a_corrupt_file(tmp_path):
-    (tmp_path / "thing.pt").write_bytes(b"garbage")
-    assert data.cached("thing", lambda: [1, 2], cache_dir=tmp_path) == [1, 2]
-    assert data.cached("thing", lambda: 1 / 0, cache_dir=tmp_path) == [1, 2]
-
-
-class _Unsaveable:
-    def __reduce__(self):
-        raise RuntimeError("this object cannot be saved")
-
-
-def test_save_atomic_keeps_the_old_file_on_failure(tmp_path):
-    path = tmp_path / "state.pt"
-    data.save_atomic({"a": torch.ones(2)}, path)
-    with pytest.raises(RuntimeError, match="cannot be saved"):
-        data.save_atomic({"a": _Unsaveable()}, path)  # fails half-way through writing
-    assert torch.equal(torch.load(path, weights_only=True)["a"], torch.ones(2))
-    assert [p.name for p in tmp_path.iterdir()] == ["state.pt"]
-
-
-def test_md5sum(tmp_path):
-    (tmp_path / "f").write_bytes(b"abc")
-    assert data.md5sum(tmp_path / "f") == "900150983cd24fb0d6963f7d28e17f72"

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import data_dir_or_skip
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -112,8 +111,7 @@ def test_symmetry_experiment():
     assert constant["before"].shape == (16, 64)
 
 
-def test_train_under_schemes_and_figure():
-    data_dir_or_skip()
+def test_train_under_schemes_and_figure(real_data):
     histories = init.train_under_schemes(
         ["small", "kaiming"], depth=4, width=32, n_train=600, epochs=2, lr=0.05
     )

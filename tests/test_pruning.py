@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import assert_feedback
 from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.utils import prune
@@ -280,12 +281,6 @@ def test_curves_figure_titles_the_dense_and_retrained_accuracy():
 # --------------------------------------------------------------------------- exercises
 
 
-def _wrong(ex_id, answer, fragment):
-    result = exercises.evaluate(ex_id, answer)
-    assert result.status == "wrong", result.message
-    assert fragment in result.message and "Hint" in result.message
-
-
 def _prune_by(score):
     def answer(weight, amount):
         k = round(amount * weight.numel())
@@ -297,10 +292,10 @@ def _prune_by(score):
 
 
 def test_exercise_06_1_typical_mistakes():
-    _wrong("06.1", _prune_by(lambda w: -w.abs()), "removed large weights")
-    _wrong("06.1", _prune_by(lambda w: w), "signed value")
-    _wrong("06.1", lambda w, amount: torch.where(w.abs() < amount, 0.0, w), "you zeroed")
-    _wrong("06.1", P.magnitude_mask, "is off")  # the mask, not the pruned weights
+    assert_feedback("06.1", _prune_by(lambda w: -w.abs()), "removed large weights")
+    assert_feedback("06.1", _prune_by(lambda w: w), "signed value")
+    assert_feedback("06.1", lambda w, amount: torch.where(w.abs() < amount, 0.0, w), "you zeroed")
+    assert_feedback("06.1", P.magnitude_mask, "is off")  # the mask, not the pruned weights
 
 
 def test_exercise_06_2_typical_mistakes():
@@ -318,13 +313,15 @@ def test_exercise_06_2_typical_mistakes():
         values, _, ptr = solution(w.t())
         return values, solution(w)[1], ptr
 
-    _wrong("06.2", no_leading_zero, "rows + 1 entries")
-    _wrong("06.2", counts, "running totals")
-    _wrong("06.2", column_major, "column by column")
-    _wrong("06.2", lambda w: solution(w)[:2], "three tensors")
+    assert_feedback("06.2", no_leading_zero, "rows + 1 entries")
+    assert_feedback("06.2", counts, "running totals")
+    assert_feedback("06.2", column_major, "column by column")
+    assert_feedback("06.2", lambda w: solution(w)[:2], "three tensors")
 
 
 def test_exercise_06_3_typical_mistakes():
-    _wrong("06.3", lambda amounts: max(0.0, 1 - sum(amounts)), "multiply")
-    _wrong("06.3", lambda amounts: 1 - float(np.prod([1 - a for a in amounts])), "fraction removed")
-    _wrong("06.3", lambda amounts: [0.25], "single number")
+    assert_feedback("06.3", lambda amounts: max(0.0, 1 - sum(amounts)), "multiply")
+    assert_feedback(
+        "06.3", lambda amounts: 1 - float(np.prod([1 - a for a in amounts])), "fraction removed"
+    )
+    assert_feedback("06.3", lambda amounts: [0.25, 0.5], "single number")

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import assert_feedback
 from matplotlib.figure import Figure
 from torch import nn
 from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
@@ -306,12 +307,6 @@ def test_qat_vs_ptq_and_its_figure(task):
 # --------------------------------------------------------------------------- exercises
 
 
-def _wrong(ex_id, answer, fragment):
-    result = exercises.evaluate(ex_id, answer)
-    assert result.status == "wrong", result.message
-    assert fragment in result.message and "Hint" in result.message
-
-
 def test_exercise_07_1_typical_mistakes():
     def with_scale(formula):
         def answer(x_min, x_max, bits):
@@ -321,27 +316,31 @@ def test_exercise_07_1_typical_mistakes():
 
         return answer
 
-    _wrong("07.1", with_scale(lambda lo, hi, a, b, bits: (hi - lo) / 2**bits), "2**bits - 1 steps")
-    _wrong("07.1", with_scale(lambda lo, hi, a, b, bits: (b - a) / (2**bits - 1)), "leaves out 0")
+    assert_feedback(
+        "07.1", with_scale(lambda lo, hi, a, b, bits: (hi - lo) / 2**bits), "2**bits - 1 steps"
+    )
+    assert_feedback(
+        "07.1", with_scale(lambda lo, hi, a, b, bits: (b - a) / (2**bits - 1)), "leaves out 0"
+    )
     solution = exercises.get("07.1").solution
-    _wrong("07.1", lambda *args: (solution(*args)[0], -solution(*args)[1]), "wrong sign")
-    _wrong(
+    assert_feedback("07.1", lambda *args: (solution(*args)[0], -solution(*args)[1]), "wrong sign")
+    assert_feedback(
         "07.1",
         lambda a, b, bits: (solution(a, b, bits)[0], -min(a, 0.0) / solution(a, b, bits)[0]),
         "not an integer",
     )
-    _wrong("07.1", lambda *args: solution(*args)[0], "pair")
-    _wrong("07.1", lambda *args: ("0.1", [1, 2]), "single number")
+    assert_feedback("07.1", lambda *args: solution(*args)[0], "pair")
+    assert_feedback("07.1", lambda *args: ("0.1", [1, 2]), "not the text '0.1'")
 
 
 def test_exercise_07_2_typical_mistakes():
-    _wrong("07.2", lambda x, s, z, b: (torch.round(x / s) + z - z) * s, "not clamped")
-    _wrong(
+    assert_feedback("07.2", lambda x, s, z, b: (torch.round(x / s) + z - z) * s, "not clamped")
+    assert_feedback(
         "07.2",
         lambda x, s, z, b: (torch.clamp(torch.floor(x / s) + z, 0, 2**b - 1) - z) * s,
         "floor",
     )
-    _wrong(
+    assert_feedback(
         "07.2",
         lambda x, s, z, b: torch.clamp(torch.round(x / s) + z, 0, 2**b - 1) * s,
         "zero point",
@@ -349,7 +348,7 @@ def test_exercise_07_2_typical_mistakes():
 
 
 def test_exercise_07_3_typical_mistakes():
-    _wrong("07.3", torch.round, "gradient is zero everywhere")
-    _wrong("07.3", lambda x: torch.round(x).detach(), "no gradient")
-    _wrong("07.3", lambda x: x * 1.0, "forward value")
-    _wrong("07.3", lambda x: x.detach().numpy().round(), "return a tensor")
+    assert_feedback("07.3", torch.round, "gradient is zero everywhere")
+    assert_feedback("07.3", lambda x: torch.round(x).detach(), "no gradient")
+    assert_feedback("07.3", lambda x: x * 1.0, "forward value")
+    assert_feedback("07.3", lambda x: x.detach().numpy().round(), "return a tensor")

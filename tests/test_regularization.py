@@ -7,6 +7,7 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 
+import course_lib.exercises.regularization as reg_ex
 from course_lib import exercises
 from course_lib import regularization as reg
 
@@ -288,6 +289,8 @@ def test_adamw_wrong_answers():
 
 
 def test_adamw_checker_reference_is_torch():
-    expected = reg._torch_adamw_reference()
-    ours = reg._solution_3(reg._EX_W, reg._EX_G, reg._EX_M, reg._EX_V, reg._EX_STEP, **reg._EX_KW)
+    expected = reg_ex._torch_adamw_reference()
+    ours = reg_ex._solution_3(
+        reg_ex._EX_W, reg_ex._EX_G, reg_ex._EX_M, reg_ex._EX_V, reg_ex._EX_STEP, **reg_ex._EX_KW
+    )
     assert np.allclose(ours, expected, rtol=1e-12, atol=1e-15)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import assert_feedback
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -276,10 +277,6 @@ def test_tfidf_baseline_on_a_toy_split():
 # --------------------------------------------------------------------------- exercises
 
 
-def _wrong(result, phrase):
-    return result.status == "wrong" and phrase in result.message and "Hint:" in result.message
-
-
 def test_lstm_step_wrong_answers():
     def order_ifog(x, h, c, w_ih, w_hh, b_ih, b_hh):
         return R.lstm_step(x, h, c, w_ih, w_hh, b_ih, b_hh, order="ifog")
@@ -292,10 +289,10 @@ def test_lstm_step_wrong_answers():
         o = torch.sigmoid((x @ w_ih.T + b_ih + h @ w_hh.T + b_hh).chunk(4, -1)[3])
         return o * torch.tanh(c), c_new
 
-    assert _wrong(exercises.evaluate("14.1", order_ifog), "gate order 'ifog'")
-    assert _wrong(exercises.evaluate("14.1", one_bias), "both biases")
-    assert _wrong(exercises.evaluate("14.1", old_cell), "*new* cell state")
-    assert _wrong(exercises.evaluate("14.1", lambda *a: a[1]), "pair")
+    assert_feedback("14.1", order_ifog, "gate order 'ifog'")
+    assert_feedback("14.1", one_bias, "both biases")
+    assert_feedback("14.1", old_cell, "*new* cell state")
+    assert_feedback("14.1", lambda *a: a[1], "pair")
 
 
 def test_rnn_wrong_answers():
@@ -303,15 +300,15 @@ def test_rnn_wrong_answers():
         return torch.tanh(x @ w_ih.T + b_ih + b_hh)
 
     def last_only(x, w_ih, w_hh, b_ih, b_hh):
-        return R._solution_rnn(x, w_ih, w_hh, b_ih, b_hh)[-1]
+        return exercises.get("14.2").solution(x, w_ih, w_hh, b_ih, b_hh)[-1]
 
     def one_bias(x, w_ih, w_hh, b_ih, b_hh):
-        return R._solution_rnn(x, w_ih, w_hh, b_ih, torch.zeros_like(b_hh))
+        return exercises.get("14.2").solution(x, w_ih, w_hh, b_ih, torch.zeros_like(b_hh))
 
-    assert _wrong(exercises.evaluate("14.2", no_memory), "previous hidden state")
-    assert _wrong(exercises.evaluate("14.2", last_only), "every step")
-    assert _wrong(exercises.evaluate("14.2", one_bias), "two biases")
-    assert _wrong(exercises.evaluate("14.2", lambda x, *w: x @ w[0]), "raised")
+    assert_feedback("14.2", no_memory, "previous hidden state")
+    assert_feedback("14.2", last_only, "every step")
+    assert_feedback("14.2", one_bias, "two biases")
+    assert_feedback("14.2", lambda x, *w: x @ w[0], "raised")
 
 
 def test_count_wrong_answers():
@@ -324,8 +321,8 @@ def test_count_wrong_answers():
     def no_recurrent(cell, i, h):
         return R.GATES[cell] * (h * i + 2 * h)
 
-    assert _wrong(exercises.evaluate("14.3", one_bias), "two bias vectors")
-    assert _wrong(exercises.evaluate("14.3", one_gate), "counted one gate")
-    assert _wrong(exercises.evaluate("14.3", no_recurrent), "W_hh")
-    assert _wrong(exercises.evaluate("14.3", lambda c, i, h: 7), "expected")
-    assert _wrong(exercises.evaluate("14.3", lambda c, i, h: [1, 2]), "single number")
+    assert_feedback("14.3", one_bias, "two bias vectors")
+    assert_feedback("14.3", one_gate, "counted one gate")
+    assert_feedback("14.3", no_recurrent, "W_hh")
+    assert_feedback("14.3", lambda c, i, h: 7, "expected")
+    assert_feedback("14.3", lambda c, i, h: [1, 2], "single number")

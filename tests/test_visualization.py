@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import assert_feedback
 from matplotlib.figure import Figure
 
 import course_lib as cl
@@ -190,23 +191,19 @@ def test_template_mosaic_tiles_and_scales():
 # --------------------------------------------------------------------------- exercises
 
 
-def _wrong(ex_id, answer, fragment):
-    result = exercises.evaluate(ex_id, answer)
-    assert result.status == "wrong", result.message
-    assert fragment in result.message and "Hint" in result.message
-
-
 def test_exercise_05_1_typical_mistakes():
-    _wrong("05.1", lambda w0, w1: np.linalg.norm(w1 - w0), "divide by ||w0||")
-    _wrong("05.1", lambda w0, w1: np.linalg.norm(w1) / np.linalg.norm(w0) - 1, "compared the norms")
-    _wrong("05.1", lambda w0, w1: np.abs(w1 - w0).mean() / np.abs(w0).mean(), "off")
+    assert_feedback("05.1", lambda w0, w1: np.linalg.norm(w1 - w0), "divide by ||w0||")
+    assert_feedback(
+        "05.1", lambda w0, w1: np.linalg.norm(w1) / np.linalg.norm(w0) - 1, "compared the norms"
+    )
+    assert_feedback("05.1", lambda w0, w1: np.abs(w1 - w0).mean() / np.abs(w0).mean(), "off")
 
 
 def test_exercise_05_2_typical_mistakes():
     sol = exercises.get("05.2").solution
-    _wrong("05.2", lambda f: np.sqrt(sol(f)), "energies")
-    _wrong("05.2", lambda f: 1 - sol(f), "brightness share")
-    _wrong("05.2", lambda f: sol(f)[:3], "shape")
+    assert_feedback("05.2", lambda f: np.sqrt(sol(f)), "energies")
+    assert_feedback("05.2", lambda f: 1 - sol(f), "brightness share")
+    assert_feedback("05.2", lambda f: sol(f)[:3], "shape")
 
 
 def test_exercise_05_3_typical_mistakes():
@@ -216,5 +213,5 @@ def test_exercise_05_3_typical_mistakes():
     def unnormalised(w):
         return (w[:, :-1] * w[:, 1:]).sum() + (w[:-1, :] * w[1:, :]).sum()
 
-    _wrong("05.3", horizontal_only, "vertical pairs")
-    _wrong("05.3", unnormalised, "off")
+    assert_feedback("05.3", horizontal_only, "vertical pairs")
+    assert_feedback("05.3", unnormalised, "off")

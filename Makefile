@@ -5,17 +5,40 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The exact versions of every package (pip constraints); pyproject.toml has the ranges.
+LOCK   := course_lib/lock.txt
+# The Python versions the locked packages install on: pyproject.toml's requires-python
+# (tests/test_environment.py checks that the two agree).
+PYTHON_MIN := 3.11
+PYTHON_MAX := 3.14
+# On Linux, TORCH_INDEX=https://download.pytorch.org/whl/cpu installs PyTorch's CPU build
+# instead of PyPI's default CUDA build (several GB).
+TORCH_INDEX ?=
 # Parallel workers for the test suite (notebooks stay whole: --dist loadfile), and
 # threads per worker: one each, so that two workers do not fight over two cores.
 WORKERS ?= 2
 THREADS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: lab test browser-test screenshot site bench lint format clean-venv
+.PHONY: lab test install-test binder-check browser-test screenshot site site-assets bench rehearsal lint format clean-venv
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+comma := ,
+version_tuple = ($(subst .,$(comma),$(1)))
+PYTHON_OK = -c 'import sys; sys.exit(not $(call version_tuple,$(PYTHON_MIN)) <= sys.version_info[:2] <= $(call version_tuple,$(PYTHON_MAX)))'
+PYTHON_HINT = the course needs Python $(PYTHON_MIN) to $(PYTHON_MAX): pass one, e.g. make $(or $(firstword $(MAKECMDGOALS)),lab) PYTHON=python3.12 (Ubuntu 22.04: sudo apt install python3.11 python3.11-venv, then PYTHON=python3.11; or use conda and environment.yml)
+
+# The environment: checked interpreter first, then a fresh .venv whenever the lock changed
+# (never a reinstall over other versions), then the package (editable) with the lock's
+# versions. A changed pyproject.toml alone reinstalls into the existing .venv.
+$(STAMP): pyproject.toml $(LOCK)
+	@if [ -f $(VENV)/lock.txt ] && ! cmp -s $(LOCK) $(VENV)/lock.txt; then \
+		echo "$(LOCK) changed: building $(VENV) afresh"; rm -rf $(VENV); fi
+	@if ! { [ -x $(BIN)/python ] && $(BIN)/python $(PYTHON_OK) && $(BIN)/python -m pip --version; } >/dev/null 2>&1; then \
+		found=$$(command -v $(PYTHON) >/dev/null && $(PYTHON) --version 2>&1 || echo "not found"); \
+		$(PYTHON) $(PYTHON_OK) 2>/dev/null || { echo "make: PYTHON=$(PYTHON) is $$found; $(PYTHON_HINT)" >&2; exit 1; }; \
+		rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); fi
+	$(BIN)/python -m pip install --quiet -c $(LOCK) $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) -e ".[dev]"
+	@cp $(LOCK) $(VENV)/lock.txt
 	@touch $(STAMP)
 
 ## lab: start JupyterLab on the notebooks (full mode unless COURSE_FAST=1)
@@ -26,10 +49,30 @@ lab: $(STAMP)
 ## the site check), then every notebook in a real browser (browser-test)
 test: $(STAMP)
 	COURSE_FAST=1 OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile \
-		-m "not browser" --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+		-m "not browser and not install" --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 		--durations=0 --durations-min=1.0 $(PYTEST_ARGS)
-	$(BIN)/ruff check .
+	$(LINT)
 	$(BROWSER_TEST)
+
+LINT = $(BIN)/ruff check . && $(BIN)/ruff format --check course_lib tests
+
+## install-test: install the course as a learner outside a clone would: the wheel (not
+## editable) into a fresh environment with the lock, notebooks copied by the course
+## command into a temporary folder, 01 and 14 run there (fast mode), doctor, and nothing
+## written into site-packages
+install-test: $(STAMP)
+	COURSE_FAST=1 OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest tests/test_install.py \
+		-m install -p no:cacheprovider --durations=0 --durations-min=1.0
+
+# repo2docker, in a throwaway environment of its own (never in .venv)
+R2D_VENV ?= build/repo2docker
+## binder-check: the Dockerfile repo2docker writes for .binder/ (no Docker needed) builds
+## the environment before it copies the repository
+binder-check: $(STAMP)
+	@[ -x $(R2D_VENV)/bin/repo2docker ] || { $(BIN)/python -m venv $(R2D_VENV) && \
+		$(R2D_VENV)/bin/python -m pip install --quiet jupyter-repo2docker; }
+	REPO2DOCKER=$(R2D_VENV)/bin/repo2docker $(BIN)/python -m pytest tests/test_binder.py \
+		-p no:cacheprovider
 
 # The browser test runs on its own, one notebook after the other, without xdist.
 BROWSER_TEST = COURSE_FAST=1 OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest \
@@ -44,20 +87,42 @@ browser-test: $(STAMP)
 screenshot: $(STAMP)
 	COURSE_SCREENSHOT_DIR=docs/images $(BROWSER_TEST) -k 01_intro_weights
 
-## site: execute every notebook and render it to static HTML in site/ (site/index.html is
-## the course map); the mode follows COURSE_FAST
-site: $(STAMP)
+## site: execute every notebook and build the course site in site/, a book that works
+## offline (index.html is the course map; frame sliders, claims, search); the mode follows
+## COURSE_FAST, the Binder links COURSE_SITE_REPO=owner/name
+site: $(STAMP) site-assets
 	$(BIN)/python tools/build_site.py
+
+## site-assets: the scripts the site bundles (MathJax, require.js, the widgets manager,
+## MiniSearch), installed by npm ci from tools/site-assets/package-lock.json
+site-assets: tools/site-assets/node_modules/.package-lock.json
+
+tools/site-assets/node_modules/.package-lock.json: tools/site-assets/package-lock.json
+	cd tools/site-assets && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
 
 ## bench: measure notebook times (fast and full mode), CNN, quantisation, pruning and MR
 ## accuracy on this machine; writes benchmarks/results.md and the README's table
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# configurable-http-proxy (JupyterHub's proxy) for the rehearsal, from npm, pinned by the lock
+PROXY_STAMP := benchmarks/hub/node_modules/.installed
+$(PROXY_STAMP): benchmarks/hub/package.json benchmarks/hub/package-lock.json
+	npm ci --prefix benchmarks/hub --no-audit --no-fund
+	@touch $(PROXY_STAMP)
+
+LEARNERS ?= 10
+REHEARSAL_ARGS ?=
+## rehearsal: a workshop on a real JupyterHub on 127.0.0.1: LEARNERS learners (default 10)
+## log in and run 01 then 13 in fast mode at the same time; writes benchmarks/rehearsal.md
+## and .json, and the instructor guide's sizing section (REHEARSAL_ARGS: more options)
+rehearsal: $(STAMP) $(PROXY_STAMP)
+	$(BIN)/python benchmarks/rehearsal.py --learners $(LEARNERS) $(REHEARSAL_ARGS)
+
 ## lint / format: ruff over the package, tests and notebooks
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check course_lib tests
+	$(LINT)
 
 format: $(STAMP)
 	$(BIN)/ruff format course_lib tests

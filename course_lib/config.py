@@ -12,11 +12,14 @@ Environment variables
     on a laptop CPU. Anything else, or unset, selects *full mode*.
 ``COURSE_DATA_DIR``
     Where datasets live (and are downloaded to). Defaults to ``data/`` at the
-    repository root. A relative path is taken relative to the current directory.
+    root of the course's clone when the package runs from one, and otherwise
+    (installed from a wheel, in a hub image) to the user's data folder, e.g.
+    ``~/.local/share/weights-course`` on Linux (see :func:`data_dir`). A
+    relative path is taken relative to the current directory.
 ``COURSE_CACHE_DIR``
     Where computed artefacts are cached (sentence embeddings, pretrained
-    weights the course trains itself). Defaults to ``data/cache/`` at the
-    repository root.
+    weights the course trains itself). Defaults to ``data/cache/`` in a clone
+    and to the user's cache folder otherwise, e.g. ``~/.cache/weights-course``.
 ``COURSE_DEVICE``
     Force a device (``cpu``, ``cuda``, ``mps``) instead of the automatic choice.
 ``COURSE_SEED``
@@ -37,8 +40,28 @@ import torch
 
 T = TypeVar("T")
 
-#: The repository root (the folder that holds ``course_lib/`` and ``notebooks/``).
-REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Name of the course's folders in the user's data and cache folders (outside a clone).
+APP_NAME = "weights-course"
+
+
+def _checkout_root() -> Path | None:
+    """The clone's root when ``course_lib`` runs from one (editable install or plain
+    checkout), recognised by its ``pyproject.toml`` naming this package beside
+    ``notebooks/``; None when the package is installed (site-packages)."""
+    root = Path(__file__).resolve().parent.parent
+    pyproject = root / "pyproject.toml"
+    if not (pyproject.is_file() and (root / "notebooks").is_dir()):
+        return None
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return root if 'name = "course-lib"' in text else None
+
+
+#: The root of the course's clone (the folder that holds ``course_lib/`` and
+#: ``notebooks/``), or None when the package is installed rather than run from a clone.
+REPO_ROOT: Path | None = _checkout_root()
 
 #: Topic module of each notebook (``course_lib.<name>``), in teaching order.
 TOPICS = {
@@ -70,14 +93,16 @@ class Config:
     seed: int
     device: torch.device
     data_dir: Path
+    cache_dir: Path | None = None
 
     @property
     def mode(self) -> str:
         return "fast" if self.fast else "full"
 
     def __str__(self) -> str:
+        cache = f"cache={self.cache_dir} | " if self.cache_dir is not None else ""
         return (
-            f"mode={self.mode} | device={self.device} | data={self.data_dir} | "
+            f"mode={self.mode} | device={self.device} | data={self.data_dir} | {cache}"
             f"seed={self.seed} | torch {torch.__version__}"
         )
 
@@ -108,16 +133,33 @@ def pick(fast: T, full: T) -> T:
 
 
 def data_dir() -> Path:
-    """The data directory: ``COURSE_DATA_DIR`` or ``data/`` at the repository root."""
+    """The data directory: ``COURSE_DATA_DIR``, else ``data/`` in the clone, else the
+    user's data folder (``platformdirs.user_data_path``, never inside the Python
+    installation)."""
     value = os.environ.get("COURSE_DATA_DIR", "").strip()
-    path = Path(value).expanduser() if value else REPO_ROOT / "data"
+    if value:
+        path = Path(value).expanduser()
+    elif REPO_ROOT is not None:
+        path = REPO_ROOT / "data"
+    else:
+        import platformdirs
+
+        path = platformdirs.user_data_path(APP_NAME, appauthor=False)
     return path.resolve()
 
 
 def cache_dir() -> Path:
-    """The cache directory: ``COURSE_CACHE_DIR`` or ``data/cache`` at the repository root."""
+    """The cache directory: ``COURSE_CACHE_DIR``, else ``data/cache`` in the clone, else
+    the user's cache folder (``platformdirs.user_cache_path``)."""
     value = os.environ.get("COURSE_CACHE_DIR", "").strip()
-    path = Path(value).expanduser() if value else REPO_ROOT / "data" / "cache"
+    if value:
+        path = Path(value).expanduser()
+    elif REPO_ROOT is not None:
+        path = REPO_ROOT / "data" / "cache"
+    else:
+        import platformdirs
+
+        path = platformdirs.user_cache_path(APP_NAME, appauthor=False)
     return path.resolve()
 
 
@@ -189,7 +231,13 @@ def setup(seed: int | None = None, device: str | None = None, quiet: bool = Fals
     seed = seed_from_env() if seed is None else seed
     seed_everything(seed)
     _configure_plots()
-    config = Config(fast=is_fast(), seed=seed, device=get_device(device), data_dir=data_dir())
+    config = Config(
+        fast=is_fast(),
+        seed=seed,
+        device=get_device(device),
+        data_dir=data_dir(),
+        cache_dir=cache_dir(),
+    )
     _current = config
     if not quiet:
         print(config)

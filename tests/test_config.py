@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ def test_unknown_mode_is_a_clear_error(monkeypatch):
 
 def test_data_dir_default_and_override(monkeypatch, tmp_path):
     monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    assert config.REPO_ROOT is not None, "the tests run from the clone"
     assert config.data_dir() == config.REPO_ROOT / "data"
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     assert config.data_dir() == tmp_path.resolve()
@@ -43,6 +45,43 @@ def test_cache_dir(monkeypatch, tmp_path):
     assert config.cache_dir() == config.REPO_ROOT / "data" / "cache"
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     assert config.cache_dir() == tmp_path.resolve()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG folders are Linux's")
+def test_outside_a_clone_data_and_cache_go_to_the_users_folders(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "REPO_ROOT", None)
+    monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    monkeypatch.delenv("COURSE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert config.data_dir() == (tmp_path / "share" / "weights-course").resolve()
+    assert config.cache_dir() == (tmp_path / "cache" / "weights-course").resolve()
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "shared-data"))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "my-cache"))
+    assert config.data_dir() == (tmp_path / "shared-data").resolve()
+    assert config.cache_dir() == (tmp_path / "my-cache").resolve()
+
+
+def test_a_clone_is_recognised_by_its_pyproject_and_notebooks(monkeypatch, tmp_path):
+    fake = tmp_path / "site-packages" / "course_lib" / "config.py"
+    fake.parent.mkdir(parents=True)
+    monkeypatch.setattr(config, "__file__", str(fake))
+    assert config._checkout_root() is None  # installed: nothing beside the package
+    root = fake.parent.parent
+    (root / "notebooks").mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "other"\n')
+    assert config._checkout_root() is None  # another project's files
+    (root / "pyproject.toml").write_text('[project]\nname = "course-lib"\n')
+    assert config._checkout_root() == root.resolve()
+
+
+def test_setup_prints_the_data_and_cache_folders(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "c"))
+    cfg = cl.setup(seed=0)
+    line = capsys.readouterr().out
+    assert f"data={(tmp_path / 'd').resolve()} | cache={(tmp_path / 'c').resolve()} |" in line
+    assert cfg.cache_dir == (tmp_path / "c").resolve()
 
 
 def test_device_choice(monkeypatch):

@@ -4,7 +4,9 @@
   learner's edits unless ``--force``);
 * ``data``: fetch and check every dataset, and compute the cached results, for
   an offline venue or a shared read-only folder;
-* ``doctor``: what is right and what to fix in this set-up (:mod:`course_lib.doctor`).
+* ``doctor``: what is right and what to fix in this set-up (:mod:`course_lib.doctor`);
+* ``progress``: the learner's exercises as done, tried or not yet
+  (:mod:`course_lib.exercise_progress`).
 
 A command is a function that takes the parsed arguments and returns the exit
 status, registered with :func:`command` together with the function that adds
@@ -309,3 +311,22 @@ def run_doctor(args: argparse.Namespace) -> int:
     checks = run_checks(args.data_dir)
     print(render(checks))
     return 1 if any(c.status == FAIL for c in checks) else 0
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def _progress_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache-dir", type=Path, help="read the progress kept in this cache folder"
+    )
+
+
+@command("progress", "show your exercises as done, tried or not yet", _progress_arguments)
+def run_progress(args: argparse.Namespace) -> int:
+    from . import exercise_progress
+
+    if args.cache_dir is not None:
+        os.environ["COURSE_CACHE_DIR"] = str(args.cache_dir)
+    exercise_progress.show()
+    return 0

@@ -21,7 +21,7 @@ NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_every_command_is_registered_and_listed_in_help(capsys):
-    assert list(cli.COMMANDS) == ["notebooks", "data", "doctor"]
+    assert list(cli.COMMANDS) == ["notebooks", "data", "doctor", "progress"]
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--help"])
     assert exit_.value.code == 0

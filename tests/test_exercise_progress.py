@@ -103,3 +103,15 @@ def test_two_processes_writing_at_once_lose_nothing():
     data = json.loads(progress.path().read_text())
     assert data["version"] == 1
     assert not [p for p in progress.path().parent.iterdir() if p.suffix == ".part"]
+
+
+def test_the_course_command_shows_the_same(tmp_path, monkeypatch, capsys):
+    from course_lib import cli
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "elsewhere"))
+    cl.exercises.check("01.3", _ok)  # recorded in tmp_path/elsewhere
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "empty"))
+    capsys.readouterr()
+    assert cli.main(["progress", "--cache-dir", str(tmp_path / "elsewhere")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Exercises done: 1 of") and "\u2714 01.3" in out

@@ -8,7 +8,9 @@ Notebooks start with::
 Shared parts: :mod:`~course_lib.config` (mode, seed, device, data directory),
 :mod:`~course_lib.data` (datasets), :mod:`~course_lib.download` (fetching them
 safely), :mod:`~course_lib.cache` (computed artefacts kept on disk),
-:mod:`~course_lib.training` (train and evaluate loops), :mod:`~course_lib.viz`
+:mod:`~course_lib.training` (train and evaluate loops), :mod:`~course_lib.models`
+(networks several notebooks use), :mod:`~course_lib.vision` (the CIFAR-10 pipeline),
+:mod:`~course_lib.text` (the MR sentences as tensors), :mod:`~course_lib.viz`
 (plots), :mod:`~course_lib.widgets` (slider demos), :mod:`~course_lib.exercises`
 (exercise checkers; ``cl.progress()`` shows the learner's progress, see
 :mod:`~course_lib.exercise_progress`) and :func:`~course_lib.claims.claim`
@@ -27,7 +29,10 @@ from . import (
     download,
     exercise_progress,
     exercises,
+    models,
+    text,
     training,
+    vision,
     viz,
     widgets,
 )
@@ -51,10 +56,13 @@ __all__ = [
     "exercise_progress",
     "exercises",
     "is_fast",
+    "models",
     "pick",
     "progress",
     "setup",
+    "text",
     "training",
+    "vision",
     "viz",
     "widgets",
     *TOPICS.values(),

@@ -205,7 +205,9 @@ def _sizes(name: str, root: Path) -> str:
     from . import data
 
     if name == "MR":
-        return f"{len(data.load_mr(data_dir=root)):,} sentences"
+        from .text import load_mr
+
+        return f"{len(load_mr(data_dir=root)):,} sentences"
     load = data.load_mnist if name == "MNIST" else data.load_cifar10
     train, test = load("train", data_dir=root), load("test", data_dir=root)
     return f"{len(train):,} training and {len(test):,} test images"

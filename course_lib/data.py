@@ -2,14 +2,12 @@
 
 * CIFAR-10, python version (Krizhevsky 2009): ``cifar-10-batches-py/``
 * MNIST (LeCun et al. 1998): ``mnist/`` with the four official ``*-ubyte.gz`` files
-* MR sentence polarity v1.0 (Pang and Lee 2005): ``rt-polaritydata/``
 * scikit-learn's bundled datasets (digits, diabetes, breast cancer, iris, wine)
 
 Every loader looks in the data directory (``COURSE_DATA_DIR``, see
 :mod:`course_lib.config`). A dataset that is missing there is downloaded from
 its official source (MNIST falls back to well-known mirrors), checked against
-its published checksum (MR has none: its structure and line counts are
-checked instead), extracted, and moved into place atomically, by one process
+its published checksum, extracted, and moved into place atomically, by one process
 at a time (see :mod:`course_lib.download`). Nothing is downloaded at import
 time, only when a loader is called (and never with ``download=False``). Every
 problem with a file, downloaded or found, is a :class:`DatasetError` that
@@ -31,22 +29,34 @@ from typing import Any
 
 import numpy as np
 
-from . import config
-from .download import DatasetError, dataset_lock, download_file, fetch_archive, require_writable
+from .download import (
+    DatasetError,
+    data_root,
+    dataset_lock,
+    download_file,
+    fetch_archive,
+    fetch_missing,
+    offline_hint,
+    replace_hint,
+    require_writable,
+)
 
 __all__ = [
     "DatasetError",
     "Dataset",
     "ensure_cifar10",
     "ensure_mnist",
-    "ensure_mr",
     "load_cifar10",
     "load_mnist",
-    "load_mr",
+    "MNIST_MEAN",
+    "MNIST_STD",
+    "digits_tensors",
     "load_sklearn",
+    "mnist_tensors",
+    "standardize_columns",
+    "with_bias_column",
     "read_cifar_batch",
     "read_idx",
-    "read_mr_file",
 ]
 
 
@@ -121,52 +131,6 @@ MNIST_FILES = {  # file name -> the well-known MD5 of the official file
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
 
-MR_URL = "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz"
-MR_FOLDER = "rt-polaritydata"
-MR_FILES = {"rt-polarity.neg": 0, "rt-polarity.pos": 1}  # file -> label
-MR_LINES = 5331  # sentences per file in v1.0 (no checksum is published)
-
-
-def _root(data_dir: str | os.PathLike | None) -> Path:
-    """The data folder (``data_dir`` or ``COURSE_DATA_DIR``), refused if it is a file."""
-    root = Path(data_dir).expanduser().resolve() if data_dir is not None else config.data_dir()
-    if root.exists() and not root.is_dir():
-        raise DatasetError(
-            f"The data folder {root} is a file, not a folder. Set COURSE_DATA_DIR to the folder "
-            "that holds (or should hold) the datasets, or unset it to use the default."
-        )
-    return root
-
-
-def _offline_hint(folder: str, data_dir: Path) -> str:
-    return (
-        f"If this machine has no internet access, copy the dataset folder '{folder}' "
-        f"(official layout) into {data_dir}, or set COURSE_DATA_DIR to a folder that holds it."
-    )
-
-
-def _replace_hint(path: Path) -> str:
-    return (
-        f"Delete the folder {path.parent} and run the cell again to download it afresh (or "
-        "restore the official file)."
-    )
-
-
-def _fetch(root: Path, folder: str, what: str, download: bool, fetch) -> Path:
-    """``root/folder``, fetched with ``fetch()`` (under the dataset's lock) if it is missing."""
-    target = root / folder
-    if target.exists():
-        return target
-    if not download:
-        raise DatasetError(f"{what} is not in {root}. {_offline_hint(folder, root)}")
-    try:
-        fetch()
-    except DatasetError as exc:
-        if "Could not download" in str(exc):
-            raise DatasetError(f"{exc}\n{_offline_hint(folder, root)}") from exc
-        raise
-    return target
-
 
 # --------------------------------------------------------------------------- CIFAR-10
 
@@ -203,13 +167,13 @@ def _unpickle(path: Path) -> dict:
         if "refused global" in str(exc):
             raise DatasetError(
                 f"{path} is not a CIFAR-10 file: it asks to load {str(exc).split()[-1]}, which "
-                "the CIFAR-10 format never needs, so it was not loaded. " + _replace_hint(path)
+                "the CIFAR-10 format never needs, so it was not loaded. " + replace_hint(path)
             ) from exc
         raise DatasetError(_corrupt(path, exc)) from exc
     except MemoryError as exc:  # a length or shape far beyond any CIFAR-10 file
         raise DatasetError(
             f"{path} announces more data than fits in memory: it is corrupt or not a CIFAR-10 "
-            "file. " + _replace_hint(path)
+            "file. " + replace_hint(path)
         ) from exc
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise DatasetError(_corrupt(path, exc)) from exc
@@ -222,13 +186,13 @@ def _unpickle(path: Path) -> dict:
     if not isinstance(obj, dict):
         raise DatasetError(
             f"{path} holds a {type(obj).__name__}, not a CIFAR-10 batch dictionary. "
-            + _replace_hint(path)
+            + replace_hint(path)
         )
     return obj
 
 
 def _corrupt(path: Path, exc: Exception) -> str:
-    return f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}). " + _replace_hint(path)
+    return f"{path} is truncated or corrupt ({type(exc).__name__}: {exc}). " + replace_hint(path)
 
 
 def _cifar_labels(raw: Any, n: int, path: Path) -> np.ndarray:
@@ -251,7 +215,7 @@ def _cifar_labels(raw: Any, n: int, path: Path) -> np.ndarray:
     elif len(labels) != n:
         problem = f"{len(labels)} labels for {n} images (one label per row expected)"
     if problem:
-        raise DatasetError(f"{path}: {problem}. " + _replace_hint(path), f"{path.name}: {problem}")
+        raise DatasetError(f"{path}: {problem}. " + replace_hint(path), f"{path.name}: {problem}")
     return labels.astype(np.int64)
 
 
@@ -262,7 +226,7 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in batch or "labels" not in batch:
         raise DatasetError(
             f"{path} has keys {sorted(map(str, batch))}, not the CIFAR-10 batch keys 'data' and "
-            "'labels'. " + _replace_hint(path)
+            "'labels'. " + replace_hint(path)
         )
     data = batch["data"]
     if not (
@@ -274,7 +238,7 @@ def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(
             f"{path}: 'data' should be a uint8 array of shape (N, 3072), got "
             f"{getattr(data, 'dtype', type(data).__name__)} {getattr(data, 'shape', '')}. "
-            + _replace_hint(path)
+            + replace_hint(path)
         )
     labels = _cifar_labels(batch["labels"], len(data), path)
     return data.reshape(-1, 3, 32, 32), labels
@@ -286,7 +250,7 @@ def _cifar_classes(folder: Path) -> list[str]:
     if not isinstance(names, list | tuple) or len(names) != 10:
         raise DatasetError(
             f"{meta_path} does not list the 10 CIFAR-10 class names under 'label_names' (found "
-            f"{type(names).__name__}). " + _replace_hint(meta_path)
+            f"{type(names).__name__}). " + replace_hint(meta_path)
         )
     return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
@@ -304,8 +268,8 @@ def _check_cifar_folder(folder: Path) -> None:
 
 def ensure_cifar10(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The ``cifar-10-batches-py`` folder, downloaded and extracted if missing."""
-    root = _root(data_dir)
-    folder = _fetch(
+    root = data_root(data_dir)
+    folder = fetch_missing(
         root,
         CIFAR10_FOLDER,
         "CIFAR-10",
@@ -348,7 +312,7 @@ _IDX_MAX_BYTES = 1 << 31  # the largest MNIST file holds 47 MB; anything near 2 
 
 
 def _idx_error(path: Path, problem: str) -> DatasetError:
-    return DatasetError(f"{path} {problem}. " + _replace_hint(path), f"{path.name} {problem}")
+    return DatasetError(f"{path} {problem}. " + replace_hint(path), f"{path.name} {problem}")
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -402,7 +366,7 @@ def _missing_mnist(folder: Path) -> dict[str, str]:
 
 def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
     """The ``mnist`` folder with the four IDX files, downloading any that is missing."""
-    root = _root(data_dir)
+    root = data_root(data_dir)
     folder = root / MNIST_FOLDER
     missing = _missing_mnist(folder)
     if not missing:
@@ -410,7 +374,7 @@ def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = Tru
     if not download:
         raise DatasetError(
             f"MNIST file {next(iter(missing))} is not in {folder}. "
-            + _offline_hint(MNIST_FOLDER, root)
+            + offline_hint(MNIST_FOLDER, root)
         )
     require_writable(folder, "MNIST")
     with dataset_lock(folder, MNIST_FOLDER, "MNIST"):
@@ -420,7 +384,7 @@ def ensure_mnist(data_dir: str | os.PathLike | None = None, download: bool = Tru
             try:
                 download_file([m + name for m in MNIST_MIRRORS], folder / name, md5=md5)
             except DatasetError as exc:
-                raise DatasetError(f"{exc}\n{_offline_hint(MNIST_FOLDER, root)}") from exc
+                raise DatasetError(f"{exc}\n{offline_hint(MNIST_FOLDER, root)}") from exc
     return folder
 
 
@@ -463,107 +427,6 @@ def load_mnist(
     return Dataset(images, labels.astype(np.int64), classes, f"MNIST {split}").subset(n, seed)
 
 
-# --------------------------------------------------------------------------- MR
-
-
-def _mr_encoding(raw: bytes) -> str:
-    """``"utf-8"`` when ``raw`` is valid UTF-8, else ``"cp1252"`` (the official archive's)."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "cp1252"
-    return "utf-8"
-
-
-def _latin1_fallback(error: UnicodeDecodeError):
-    # the five bytes Windows-1252 leaves undefined are read as Latin-1: no byte is lost
-    return error.object[error.start : error.end].decode("latin-1"), error.end
-
-
-codecs.register_error("course_lib.latin1", _latin1_fallback)
-
-
-def read_mr_file(path: str | os.PathLike, expected_lines: int | None = MR_LINES) -> list[str]:
-    """Sentences of one MR file, one per line, as in the official archive or a UTF-8 copy.
-
-    The official ``rt-polaritydata.tar.gz`` holds Windows-1252 text with DOS line
-    endings; its ellipsis is byte 0x85, which a Latin-1 decoder would turn into the
-    line break U+0085. So the file is read as bytes and split on the line-feed byte
-    only; each line loses its carriage return and is decoded as UTF-8 when the whole
-    file is valid UTF-8 (a byte-order mark is dropped), else as Windows-1252. Blank
-    lines are skipped.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(
-            f"{path} cannot be read ({exc.strerror or exc}). Check its permissions, or delete "
-            "the folder and run again to download it."
-        ) from exc
-    if b"\x00" in raw:
-        problem = f"{path} contains NUL bytes: it is not a text file"
-        raise DatasetError(f"{problem}. " + _replace_hint(path), problem)
-    raw = raw.removeprefix(codecs.BOM_UTF8)
-    encoding = _mr_encoding(raw)
-    lines = [
-        line.rstrip(b"\r").decode(encoding, errors="course_lib.latin1").strip()
-        for line in raw.split(b"\n")
-    ]
-    lines = [line for line in lines if line]
-    if expected_lines is not None and len(lines) != expected_lines:
-        problem = (
-            f"{path} has {len(lines):,} sentences, but MR v1.0 has {expected_lines:,} per file: "
-            "it is truncated or a different file"
-        )
-        raise DatasetError(f"{problem}. " + _replace_hint(path), problem)
-    return lines
-
-
-def _check_mr_folder(folder: Path) -> None:
-    missing = [name for name in MR_FILES if not (folder / name).is_file()]
-    if missing:
-        problem = f"{folder} is not the MR sentence-polarity folder: missing {', '.join(missing)}"
-        raise DatasetError(
-            f"{problem}. It should hold rt-polarity.pos and rt-polarity.neg; delete it to "
-            "download it again.",
-            problem,
-        )
-    for name in MR_FILES:
-        read_mr_file(folder / name)
-
-
-def ensure_mr(data_dir: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """The ``rt-polaritydata`` folder, downloaded and extracted if missing."""
-    root = _root(data_dir)
-    return _fetch(
-        root,
-        MR_FOLDER,
-        "MR",
-        download,
-        lambda: fetch_archive(MR_URL, None, root, MR_FOLDER, _check_mr_folder, "MR"),
-    )
-
-
-def load_mr(
-    n: int | None = None,
-    data_dir: str | os.PathLike | None = None,
-    download: bool = True,
-    seed: int = 0,
-) -> Dataset:
-    """MR sentences ``x`` (a list of str), labels ``y`` (0 negative, 1 positive)."""
-    folder = ensure_mr(data_dir, download)
-    _check_mr_folder(folder)
-    texts: list[str] = []
-    labels: list[int] = []
-    for name, label in MR_FILES.items():
-        lines = read_mr_file(folder / name)
-        texts += lines
-        labels += [label] * len(lines)
-    y = np.asarray(labels, dtype=np.int64)
-    return Dataset(texts, y, ["negative", "positive"], "MR sentence polarity").subset(n, seed)
-
-
 # --------------------------------------------------------------------------- scikit-learn
 
 _SKLEARN = {
@@ -594,6 +457,71 @@ def load_sklearn(name: str, standardize: bool = False, **kwargs) -> Dataset:
     features = [str(f) for f in getattr(bunch, "feature_names", [])]
     x = bunch.data.astype(np.float64)
     if standardize:
-        std = x.std(axis=0)
-        x = (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
+        (x,) = standardize_columns(x)
     return Dataset(x, y, classes, name, features)
+
+
+# --------------------------------------------------------------------------- arrays and tensors
+
+#: Mean and standard deviation of MNIST's 60,000 training pixels, scaled to [0, 1].
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+def standardize_columns(train: np.ndarray, *others: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every column scaled to mean 0 and std 1 with the statistics of ``train`` alone.
+
+    Returns ``train`` scaled, followed by each of ``others`` (test or validation
+    sets) scaled with the same mean and std, so that nothing of them leaks into
+    the scaling. Constant columns become 0.
+    """
+    train = np.asarray(train, dtype=np.float64)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return tuple((np.asarray(a, dtype=np.float64) - mean) / std for a in (train, *others))
+
+
+def with_bias_column(X) -> np.ndarray:
+    """``[X, 1]``: the design matrix with a column of ones, whose weight is the bias."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D array (examples x features), got shape {X.shape}")
+    return np.hstack([X, np.ones((len(X), 1))])
+
+
+def mnist_tensors(
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+    standardize: bool = False,
+) -> tuple[tuple, tuple]:
+    """MNIST as flat tensors: ``((x_train, y_train), (x_test, y_test))``.
+
+    Each image is a float32 vector of 784 pixels in [0, 1] (with ``standardize``,
+    shifted and scaled by :data:`MNIST_MEAN` and :data:`MNIST_STD`); labels are
+    int64. ``n_train`` and ``n_test`` take class-stratified subsets drawn with
+    ``seed`` (``None``: all the images in the data folder; 0: none).
+    """
+    import torch
+
+    def tensors(ds: Dataset) -> tuple:
+        x = torch.from_numpy(ds.vectors())
+        return ((x - MNIST_MEAN) / MNIST_STD if standardize else x), torch.from_numpy(ds.y)
+
+    def split(name: str, n: int | None) -> tuple:
+        if n == 0:  # not wanted: spare the reading
+            return torch.zeros(0, 784), torch.zeros(0, dtype=torch.int64)
+        return tensors(load_mnist(name, n=n, seed=seed))
+
+    return split("train", n_train), split("test", n_test)
+
+
+def digits_tensors(standardize: bool = True) -> tuple:
+    """scikit-learn's 1,797 8x8 digits: ``(x, y)``, 64 float32 features and int64 labels.
+
+    With ``standardize`` every pixel is scaled to mean 0 and std 1 over the 1,797
+    images (the constant border pixels become 0); else pixels keep their 0..16 scale.
+    """
+    import torch
+
+    digits = load_sklearn("digits", standardize=standardize)
+    return torch.tensor(digits.x, dtype=torch.float32), torch.from_numpy(digits.y)

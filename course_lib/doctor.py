@@ -287,9 +287,9 @@ _DATASETS = (
 
 def dataset_sizes(loader: str, root: Path) -> tuple[int, int]:
     """(training, test) examples of a dataset read from ``root`` (never downloads)."""
-    from . import data
+    from . import data, text
 
-    load = getattr(data, loader)
+    load = getattr(text if loader == "load_mr" else data, loader)
     if loader == "load_mr":
         return len(load(data_dir=root, download=False)), 0
     return len(load("train", data_dir=root, download=False)), len(

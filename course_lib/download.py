@@ -36,10 +36,14 @@ from pathlib import Path
 
 __all__ = [
     "DatasetError",
+    "data_root",
     "dataset_lock",
     "download_file",
     "fetch_archive",
+    "fetch_missing",
     "md5sum",
+    "offline_hint",
+    "replace_hint",
     "require_writable",
 ]
 
@@ -115,6 +119,54 @@ def dataset_lock(root: Path, folder: str, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+# --------------------------------------------------------------------------- dataset folders
+
+
+def data_root(data_dir: str | os.PathLike | None) -> Path:
+    """The data folder (``data_dir`` or ``COURSE_DATA_DIR``), refused if it is a file."""
+    from . import config
+
+    root = Path(data_dir).expanduser().resolve() if data_dir is not None else config.data_dir()
+    if root.exists() and not root.is_dir():
+        raise DatasetError(
+            f"The data folder {root} is a file, not a folder. Set COURSE_DATA_DIR to the folder "
+            "that holds (or should hold) the datasets, or unset it to use the default."
+        )
+    return root
+
+
+def offline_hint(folder: str, data_dir: Path) -> str:
+    """What to do on a machine without internet access."""
+    return (
+        f"If this machine has no internet access, copy the dataset folder '{folder}' "
+        f"(official layout) into {data_dir}, or set COURSE_DATA_DIR to a folder that holds it."
+    )
+
+
+def replace_hint(path: Path) -> str:
+    """What to do about a dataset file that is corrupt or foreign."""
+    return (
+        f"Delete the folder {path.parent} and run the cell again to download it afresh (or "
+        "restore the official file)."
+    )
+
+
+def fetch_missing(root: Path, folder: str, what: str, download: bool, fetch) -> Path:
+    """``root/folder``, fetched with ``fetch()`` (under the dataset's lock) if it is missing."""
+    target = root / folder
+    if target.exists():
+        return target
+    if not download:
+        raise DatasetError(f"{what} is not in {root}. {offline_hint(folder, root)}")
+    try:
+        fetch()
+    except DatasetError as exc:
+        if "Could not download" in str(exc):
+            raise DatasetError(f"{exc}\n{offline_hint(folder, root)}") from exc
+        raise
+    return target
 
 
 # --------------------------------------------------------------------------- downloads

@@ -29,7 +29,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import data, training, viz
+from . import data, models, training, viz
 
 __all__ = [
     "ACTIVATIONS",
@@ -48,13 +48,12 @@ __all__ = [
     "gradient_flow_figure",
     "gradient_profile",
     "linear_layers",
-    "mnist_features",
     "update_ratio_figure",
     "update_ratio_run",
 ]
 
 #: Activation functions of :func:`deep_mlp`.
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATIONS = {name: models.ACTIVATIONS[name] for name in ("sigmoid", "tanh", "relu")}
 #: Architectures of :func:`deep_mlp`: plain stack, residual blocks, BatchNorm before each activation.
 ARCHITECTURES = ("plain", "residual", "batchnorm")
 
@@ -322,22 +321,16 @@ def deep_mlp(
     return model
 
 
-@lru_cache(maxsize=4)
-def _digits_standardised() -> tuple[torch.Tensor, torch.Tensor]:
-    ds = data.load_sklearn("digits", standardize=True)
-    return torch.tensor(ds.x, dtype=torch.float32), torch.tensor(ds.y)
-
-
 def digits_batch(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """A random batch of ``n`` standardised 8x8 digit images (64 features) and their labels."""
-    x, y = _digits_standardised()
+    x, y = data.digits_tensors()
     idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
     return x[idx], y[idx]
 
 
 def digits_train_val(n_train: int = 1400, seed: int = 0) -> tuple[tuple[torch.Tensor, ...], ...]:
     """The standardised digits split at random into ``(x, y)`` for training and the rest for validation."""
-    x, y = _digits_standardised()
+    x, y = data.digits_tensors()
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     train, val = order[:n_train], order[n_train:]
     return (x[train], y[train]), (x[val], y[val])
@@ -493,15 +486,6 @@ class UpdateRatioTracker:
         self.detach()
 
 
-@lru_cache(maxsize=2)
-def mnist_features(n_train: int, n_test: int = 2000) -> tuple[torch.Tensor, ...]:
-    """MNIST as flat float vectors in [0, 1]: ``(x_train, y_train, x_test, y_test)``."""
-    train = data.load_mnist("train", n=n_train)
-    test = data.load_mnist("test", n=n_test)
-    x_train, x_test = torch.from_numpy(train.vectors()), torch.from_numpy(test.vectors())
-    return x_train, torch.tensor(train.y), x_test, torch.tensor(test.y)
-
-
 def update_ratio_run(
     lr: float,
     n_train: int = 4000,
@@ -516,7 +500,7 @@ def update_ratio_run(
     ``names``, the training ``loss`` per epoch (from :func:`training.fit`), the
     first-batch loss ``loss_start``, and the test ``accuracy``.
     """
-    x, y, x_test, y_test = mnist_features(n_train)
+    (x, y), (x_test, y_test) = data.mnist_tensors(n_train, 2000)
     torch.manual_seed(seed)
     model = nn.Sequential(
         nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)

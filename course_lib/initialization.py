@@ -18,7 +18,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import training, viz
+from . import data, models, training, viz
 
 __all__ = [
     "ACTIVATIONS",
@@ -48,7 +48,8 @@ SCHEMES = {
     "kaiming": "Kaiming/He: N(0, 2/fan_in)",
 }
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
+#: The activations compared here (a selection of :data:`course_lib.models.ACTIVATIONS`).
+ACTIVATIONS = {name: models.ACTIVATIONS[name] for name in ("relu", "tanh", "linear")}
 
 
 # --------------------------------------------------------------------------- from scratch
@@ -303,20 +304,16 @@ def train_under_schemes(
     seed: int = 0,
 ) -> dict[str, training.History]:
     """Train the same deep MLP on MNIST from each initialisation scheme (plain SGD with momentum)."""
-    from . import data
-
-    train = data.load_mnist("train", n=n_train, seed=seed)
-    test = data.load_mnist("test", n=2000, seed=seed)
-    xs = [d.vectors() for d in (train, test)]
+    train, test = data.mnist_tensors(n_train, 2000, seed=seed)
     histories = {}
     for scheme in schemes:
         model = deep_mlp(depth, width, activation, scheme, n_in=784, n_out=10, seed=seed)
         histories[scheme] = training.fit(
             model,
-            (xs[0], train.y),
+            train,
             epochs=epochs,
             optimizer=torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9),
-            val=(xs[1], test.y),
+            val=test,
             batch_size=64,
             device="cpu",
             progress=False,

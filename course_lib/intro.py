@@ -19,10 +19,8 @@ from . import cache, data, viz
 
 __all__ = [
     "closed_form_least_squares",
-    "count_parameters",
     "diabetes_bmi",
     "fit_linear_gd",
-    "mlp",
     "mse",
     "neuron_figure",
     "parameter_table",
@@ -120,24 +118,6 @@ def fit_linear_gd(
 
 
 # --------------------------------------------------------------------------- weights as state
-
-
-def mlp(sizes: list[int], seed: int = 0) -> nn.Sequential:
-    """A ReLU multi-layer perceptron with layer widths ``sizes`` (input first, output last)."""
-    if len(sizes) < 2:
-        raise ValueError(f"an MLP needs at least an input and an output size, got {sizes}")
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar weights (and biases) in ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def parameter_table(model: nn.Module) -> list[tuple[str, tuple[int, ...], int]]:

@@ -11,7 +11,6 @@ LeNet-300-100 and its MNIST tensors live here; notebook 07 imports them too.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,26 +20,22 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.utils import prune
 
-from . import cache, data, training, viz
+from . import cache, training, viz
+from .models import LeNet300100
 
 __all__ = [
-    "LeNet300100",
-    "accuracy",
     "accuracy_vs_sparsity",
     "apply_masks",
     "csr_arrays",
     "curves_figure",
-    "dense_bytes",
     "global_magnitude_masks",
     "iterative_pruning",
     "layer_sparsity",
     "load_sparse",
     "magnitude_mask",
-    "mnist_tensors",
     "prunable_weights",
     "prune_model",
     "save_sparse",
-    "serialized_bytes",
     "sparse_bytes_expected",
     "sparsity",
     "sparsity_figure",
@@ -50,51 +45,7 @@ __all__ = [
 ]
 
 #: Mean and standard deviation of the MNIST training pixels (scaled to [0, 1]).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-
-
 # --------------------------------------------------------------------------- data and model
-
-
-def mnist_tensors(
-    n_train: int | None = None, n_test: int | None = None, seed: int = 0
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """MNIST as flat, standardised float tensors: ``((x_train, y_train), (x_test, y_test))``.
-
-    Each image becomes a vector of 784 pixels, scaled to [0, 1] and then
-    standardised with the training-set mean and standard deviation. ``n_train``
-    and ``n_test`` take class-stratified subsets (``None``: all available).
-    """
-
-    def convert(ds: data.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.from_numpy(ds.vectors())
-        return (x - MNIST_MEAN) / MNIST_STD, torch.from_numpy(ds.y)
-
-    train = data.load_mnist("train", n=n_train, seed=seed)
-    test = data.load_mnist("test", n=n_test, seed=seed)
-    return convert(train), convert(test)
-
-
-class LeNet300100(nn.Module):
-    """LeNet-300-100 (LeCun et al. 1998): 784 -> 300 -> 100 -> 10, ReLU between layers.
-
-    266,200 weights and 410 biases; the fully connected network that Han et
-    al. (2015) prune to 8 % of its weights.
-    """
-
-    def __init__(self, seed: int | None = None):
-        super().__init__()
-        if seed is not None:
-            torch.manual_seed(seed)
-        self.fc1 = nn.Linear(784, 300)
-        self.fc2 = nn.Linear(300, 100)
-        self.fc3 = nn.Linear(100, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
-        x = torch.relu(self.fc1(x))
-        x = torch.relu(self.fc2(x))
-        return self.fc3(x)
 
 
 def train_lenet(
@@ -120,11 +71,6 @@ def train_lenet(
         device="cpu",
     )
     return model.eval(), history
-
-
-def accuracy(model: nn.Module, test) -> float:
-    """Test accuracy of ``model`` on ``test`` (an ``(x, y)`` pair), a fraction in [0, 1]."""
-    return training.evaluate(model, test, device="cpu")["accuracy"]
 
 
 def prunable_weights(model: nn.Module) -> dict[str, nn.Linear]:
@@ -304,7 +250,7 @@ def accuracy_vs_sparsity(
     for s in sparsities:
         pruned = prune_model(model, s, scope=scope, structured=structured)
         measured.append(sparsity(pruned))
-        accs.append(accuracy(pruned, test))
+        accs.append(training.accuracy(pruned, test))
     return {"sparsity": np.array(measured), "accuracy": np.array(accs)}
 
 
@@ -338,7 +284,7 @@ def iterative_pruning(
         step = 1.0 - (1.0 - target) / (1.0 - current)
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=step)
         current = target
-        after_prune = accuracy(pruned, test)
+        after_prune = training.accuracy(pruned, test)
         if epochs > 0:
             optimizer = torch.optim.Adam(pruned.parameters(), lr=lr)
             training.fit(
@@ -355,7 +301,7 @@ def iterative_pruning(
                 "target": target,
                 "sparsity": sparsity([m.weight for m, _ in params]),
                 "pruned_accuracy": after_prune,
-                "retrained_accuracy": accuracy(pruned, test),
+                "retrained_accuracy": training.accuracy(pruned, test),
             }
         )
     return _make_permanent(pruned).eval(), records
@@ -444,18 +390,6 @@ def _dense_from_csr(arrays: dict[str, torch.Tensor]) -> torch.Tensor:
     return dense
 
 
-def serialized_bytes(obj) -> int:
-    """Bytes that ``torch.save(obj)`` writes (e.g. a ``state_dict``)."""
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getbuffer().nbytes
-
-
-def dense_bytes(model: nn.Module) -> int:
-    """Bytes of the model's ``state_dict`` saved with ``torch.save`` (every weight stored)."""
-    return serialized_bytes(model.state_dict())
-
-
 def save_sparse(model: nn.Module, path: str | Path, compact: bool = True) -> int:
     """Save ``model`` with every Linear weight in CSR form; returns the file's size in bytes.
 
@@ -522,7 +456,7 @@ def sparsity_figure(
     sparsity is in the title.
     """
     pruned = prune_model(model, sparsity, scope="global")
-    acc = accuracy(pruned, test)
+    acc = training.accuracy(pruned, test)
     real = _zero_fraction([m.weight for m in prunable_weights(pruned).values()])
     w = model.fc1.weight.detach().flatten().numpy()
     kept = pruned.fc1.weight.detach() != 0

@@ -33,7 +33,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import training, viz
-from .pruning import accuracy, prunable_weights, serialized_bytes
+from .pruning import prunable_weights
 
 __all__ = [
     "SILENCED_WARNINGS",
@@ -54,7 +54,6 @@ __all__ = [
     "qat_vs_ptq",
     "quantize_weights",
     "silence_deprecation_warnings",
-    "state_dict_bytes",
     "ste_round",
     "train_qat",
     "uniform_noise_error",
@@ -302,11 +301,6 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     return torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
 
 
-def state_dict_bytes(model: nn.Module) -> int:
-    """Bytes that ``torch.save(model.state_dict())`` writes."""
-    return serialized_bytes(model.state_dict())
-
-
 def cpu_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, threads: int = 1) -> float:
     """Median seconds of one forward pass of ``x`` on the CPU, with ``threads`` threads.
 
@@ -447,8 +441,8 @@ def qat_vs_ptq(
     model: nn.Module, train, test, bits: Sequence[int], epochs: int = 2, lr: float = 3e-4
 ) -> dict[str, np.ndarray]:
     """Test accuracy after post-training quantisation and after QAT, per bit width."""
-    ptq = [accuracy(quantize_weights(model, b), test) for b in bits]
-    qat = [accuracy(train_qat(model, train, b, epochs=epochs, lr=lr), test) for b in bits]
+    ptq = [training.accuracy(quantize_weights(model, b), test) for b in bits]
+    qat = [training.accuracy(train_qat(model, train, b, epochs=epochs, lr=lr), test) for b in bits]
     return {"bits": np.array(list(bits)), "ptq": np.array(ptq), "qat": np.array(qat)}
 
 

@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import viz
-from .data import load_sklearn
+from .data import load_sklearn, standardize_columns
 
 __all__ = [
     "AdamState",
@@ -63,7 +63,6 @@ __all__ = [
     "run_adam_torch",
     "sgd_weight_decay_vs_penalty",
     "soft_threshold",
-    "standardize",
     "subgradient_descent",
 ]
 
@@ -94,21 +93,6 @@ def make_sparse_regression(
     return X, y, coef
 
 
-def standardize(X_train: np.ndarray, X_test: np.ndarray | None = None):
-    """Scale columns to mean 0, std 1 using the *training* statistics.
-
-    Returns ``X_train`` scaled, or ``(X_train, X_test)`` scaled when ``X_test``
-    is given. Constant columns are left at 0 (divided by 1).
-    """
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    scaled = (X_train - mean) / std
-    if X_test is None:
-        return scaled
-    return scaled, (X_test - mean) / std
-
-
 def diabetes_split(train_size: int = 300, seed: int = 0, standardized: bool = True):
     """The diabetes data (442 patients, 10 features) split into train and test.
 
@@ -122,7 +106,7 @@ def diabetes_split(train_size: int = 300, seed: int = 0, standardized: bool = Tr
         data.x, data.y, train_size=train_size, random_state=seed
     )
     if standardized:
-        X_train, X_test = standardize(X_train, X_test)
+        X_train, X_test = standardize_columns(X_train, X_test)
     return X_train, X_test, y_train, y_test, list(data.feature_names)
 
 
@@ -395,9 +379,9 @@ def polynomial_design(X_train: np.ndarray, X_test: np.ndarray, degree: int = 3):
     """
     from sklearn.preprocessing import PolynomialFeatures
 
-    X_train, X_test = standardize(X_train, X_test)
+    X_train, X_test = standardize_columns(X_train, X_test)
     poly = PolynomialFeatures(degree, include_bias=False).fit(X_train)
-    return standardize(poly.transform(X_train), poly.transform(X_test))
+    return standardize_columns(poly.transform(X_train), poly.transform(X_test))
 
 
 def overfit_curve(

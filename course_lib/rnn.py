@@ -1,8 +1,7 @@
 """Notebook 14: recurrent networks on MR sentence polarity, and the weights of their cells.
 
-* Text to tensors: :func:`tokenize` and :class:`Vocabulary` (also used by
-  notebook 08 for its from-scratch text model), :func:`mr_split` for a fixed,
-  stratified train / validation / test split of the MR sentences.
+* Text to tensors: :func:`course_lib.text.tokenize`, :class:`course_lib.text.Vocabulary`
+  and the fixed, stratified split :func:`course_lib.text.mr_split` (shared with notebook 08).
 * The weights of a recurrent cell: :func:`cell_weight_table` and
   :func:`expected_parameter_count` (``gates * (hidden * (input + hidden) + 2 * hidden)``),
   :func:`lstm_gates` (the four gates stacked in ``weight_ih_l0``, in the order
@@ -28,10 +27,8 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import time
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -40,6 +37,7 @@ from torch import nn
 
 from . import data, training, viz
 from .gradient_flow import clip_grad_norm  # written from scratch in notebook 11
+from .text import Vocabulary, tokenize
 
 __all__ = [
     "CELLS",
@@ -47,7 +45,6 @@ __all__ = [
     "LSTM_GATE_ORDER",
     "PUBLISHED_MR",
     "SentenceRNN",
-    "Vocabulary",
     "cell_weight_table",
     "clip_grad_norm",
     "comparison_figure",
@@ -57,8 +54,6 @@ __all__ = [
     "length_bucket_loader",
     "lstm_gates",
     "lstm_step",
-    "mr_split",
-    "mr_split_indices",
     "orthogonal_qr",
     "orthogonal_recurrent_",
     "per_step_gradients",
@@ -66,7 +61,6 @@ __all__ = [
     "recurrence_jacobian",
     "recurrent_matrix",
     "rnn_unroll",
-    "tokenize",
     "tfidf_baseline",
     "train_sentence_model",
 ]
@@ -85,113 +79,6 @@ PUBLISHED_MR = {
     "CNN-non-static (Kim 2014)": 81.5,
     "NBSVM (Wang & Manning 2012)": 79.4,
 }
-
-
-# --------------------------------------------------------------------------- text to tensors
-
-#: A token is a run of letters/digits, an English clitic such as ``'s`` or ``n't``'s ``'t``,
-#: or a single punctuation character. MR is distributed lower-cased and tokenised already.
-TOKEN_PATTERN = re.compile(r"[a-z0-9]+|'[a-z]+|[^\w\s]")
-
-
-def tokenize(sentence: str) -> list[str]:
-    """Lower-case ``sentence`` and split it into word, clitic and punctuation tokens.
-
-    >>> tokenize("It's not bad, it's GREAT!")
-    ['it', "'s", 'not', 'bad', ',', 'it', "'s", 'great', '!']
-    """
-    return TOKEN_PATTERN.findall(sentence.lower())
-
-
-class Vocabulary:
-    """A mapping between tokens and integer ids, built from training sentences only.
-
-    Id 0 is the padding token ``<pad>`` and id 1 stands for every unknown
-    token ``<unk>``; the other tokens are numbered by decreasing frequency.
-    """
-
-    PAD, UNK = 0, 1
-    SPECIALS = ("<pad>", "<unk>")
-
-    def __init__(self, tokens: Sequence[str]):
-        self.itos = list(self.SPECIALS) + [t for t in tokens if t not in self.SPECIALS]
-        self.stoi = {token: i for i, token in enumerate(self.itos)}
-
-    @classmethod
-    def build(
-        cls, sentences: Iterable[str], min_freq: int = 1, max_size: int | None = None
-    ) -> Vocabulary:
-        """The tokens of ``sentences`` seen at least ``min_freq`` times (the ``max_size`` commonest)."""
-        if min_freq < 1:
-            raise ValueError(f"min_freq must be at least 1, got {min_freq}")
-        counts = Counter(token for s in sentences for token in tokenize(s))
-        # most frequent first; ties in alphabetical order so that the ids are reproducible
-        ranked = sorted(
-            (t for t, c in counts.items() if c >= min_freq), key=lambda t: (-counts[t], t)
-        )
-        return cls(ranked[:max_size] if max_size is not None else ranked)
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def __contains__(self, token: str) -> bool:
-        return token in self.stoi
-
-    def ids(self, sentence: str) -> list[int]:
-        """The token ids of one sentence (unknown tokens become ``UNK``)."""
-        return [self.stoi.get(t, self.UNK) for t in tokenize(sentence)]
-
-    def encode(self, sentences: Sequence[str], max_len: int | None = None) -> torch.Tensor:
-        """A ``(N, L)`` int64 tensor of token ids, right-padded with ``PAD`` (0).
-
-        ``L`` is the longest sentence, or ``max_len`` (longer sentences are cut).
-        A sentence without any token becomes a single ``UNK``.
-        """
-        rows = [self.ids(s) or [self.UNK] for s in sentences]
-        if max_len is not None:
-            if max_len < 1:
-                raise ValueError(f"max_len must be at least 1, got {max_len}")
-            rows = [r[:max_len] for r in rows]
-        length = max((len(r) for r in rows), default=1)
-        out = torch.full((len(rows), length), self.PAD, dtype=torch.long)
-        for i, r in enumerate(rows):
-            out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        return out
-
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        """The tokens of a row of ids, padding left out."""
-        return [self.itos[int(i)] for i in ids if int(i) != self.PAD]
-
-    def __repr__(self) -> str:
-        return f"Vocabulary({len(self):,} tokens)"
-
-
-def mr_split_indices(
-    test_size: int = 1066, val_size: int = 1066, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Sorted indices into ``data.load_mr()`` of a fixed, class-stratified train / val / test split.
-
-    The defaults hold out 10 % for testing and 10 % for validation (choosing
-    the epoch), leaving 8,530 training sentences. The test indices depend
-    only on ``test_size`` and ``seed``; ``val_size=0`` gives an empty
-    validation set.
-    """
-    from sklearn.model_selection import train_test_split
-
-    y = data.load_mr().y
-    index = np.arange(len(y))
-    rest, test = train_test_split(index, test_size=test_size, random_state=seed, stratify=y)
-    if val_size:
-        train, val = train_test_split(rest, test_size=val_size, random_state=seed, stratify=y[rest])
-    else:
-        train, val = rest, np.array([], dtype=np.int64)
-    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
-
-
-def mr_split(test_size: int = 1066, val_size: int = 1066, seed: int = 0) -> dict[str, data.Dataset]:
-    """The MR sentences of :func:`mr_split_indices` as ``{"train", "val", "test"}`` datasets."""
-    mr = data.load_mr()
-    return {name: mr[i] for name, i in mr_split_indices(test_size, val_size, seed).items()}
 
 
 # --------------------------------------------------------------------------- weights of a cell

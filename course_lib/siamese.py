@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from . import data, viz
+from . import data, training, viz
 
 __all__ = [
     "SEEN",
@@ -332,8 +332,8 @@ def embedding_figure(embeddings, labels, title: str = "") -> Figure:
     """Scatter of embeddings coloured by digit (projected to 2-D by PCA when needed)."""
     from sklearn.decomposition import PCA
 
-    z = viz.to_numpy(embeddings)
-    y = viz.to_numpy(labels)
+    z = training.to_numpy(embeddings)
+    y = training.to_numpy(labels)
     if z.shape[1] > 2:
         z = PCA(n_components=2, random_state=0).fit_transform(z)
     fig, axes = viz.figure(size=(5.0, 4.2))
@@ -372,8 +372,8 @@ def margin_figure(margin: float = 1.0, distances=None, same=None) -> Figure:
     ax.legend(fontsize=8)
     title = f"margin m = {margin:.2f}"
     if distances is not None:
-        dist = viz.to_numpy(distances)
-        is_same = viz.to_numpy(same).astype(bool)
+        dist = training.to_numpy(distances)
+        is_same = training.to_numpy(same).astype(bool)
         inside = float(np.mean(dist[~is_same] < margin)) if (~is_same).any() else 0.0
         ax = axes[0, 1]
         bins = np.linspace(0, max(3.0, float(dist.max())), 60)

@@ -12,26 +12,36 @@ every epoch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    SequentialSampler,
+    TensorDataset,
+)
 
 from . import config
 
 __all__ = [
     "History",
     "WeightSnapshots",
+    "accuracy",
     "clone",
     "evaluate",
     "fit",
     "make_loader",
+    "num_threads",
     "predict",
+    "to_numpy",
     "to_tensor",
 ]
 
@@ -52,13 +62,48 @@ def to_tensor(x, dtype: torch.dtype | None = None) -> torch.Tensor:
     return t.to(dtype) if dtype is not None else t
 
 
+def to_numpy(x) -> np.ndarray:
+    """A NumPy array from an array, list or tensor (on any device, with or without grad)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, then restore the previous setting.
+
+    ``None`` keeps the current setting. Small models on small batches run
+    fastest on one thread, and timings are only comparable at a fixed count.
+    """
+    previous = torch.get_num_threads()
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"the number of threads must be at least 1, got {n}")
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def make_loader(x, y, batch_size: int = 128, shuffle: bool = True, seed: int = 0) -> DataLoader:
-    """A ``DataLoader`` over ``(x, y)``, reproducible through ``seed`` when shuffling."""
+    """A ``DataLoader`` over ``(x, y)`` that takes each batch with one indexing operation.
+
+    PyTorch's default loader fetches a batch example by example and stacks them;
+    here the sampler yields whole lists of indices and the ``TensorDataset`` is
+    indexed with them at once, which is several times faster for data held in
+    memory. Shuffling is reproducible from ``seed``.
+    """
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} rows but y has {len(y)}: they must match.")
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
     dataset = TensorDataset(to_tensor(x), to_tensor(y))
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
+    if shuffle:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    else:
+        sampler = SequentialSampler(dataset)
+    batches = BatchSampler(sampler, batch_size=batch_size, drop_last=False)
+    return DataLoader(dataset, sampler=batches, batch_size=None)
 
 
 def _as_loader(data, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
@@ -144,6 +189,11 @@ def evaluate(
     if _is_classification(loss_fn):
         result["accuracy"] = correct / total
     return result
+
+
+def accuracy(model: nn.Module, data, batch_size: int = 512) -> float:
+    """Share of ``data`` (an ``(x, y)`` pair or a ``DataLoader``) that ``model`` classifies right."""
+    return evaluate(model, data, batch_size=batch_size)["accuracy"]
 
 
 def predict(model: nn.Module, x, batch_size: int = 512) -> torch.Tensor:

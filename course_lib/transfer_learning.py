@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import cache, data, training, viz
-from .rnn import Vocabulary, mr_split_indices
+from .text import Vocabulary, load_mr, mr_split_indices
 
 __all__ = [
     "ANIMALS",
@@ -221,13 +221,13 @@ def mr_embeddings(
 ) -> dict:
     """MR sentences, labels and frozen-encoder embeddings, split into train and test.
 
-    The split is :func:`course_lib.rnn.mr_split_indices` without a validation
+    The split is :func:`course_lib.text.mr_split_indices` without a validation
     set (9,596 training and 1,066 test sentences); ``n_train`` and ``n_test``
     take class-stratified subsets (fast mode). Only the sentences used are
     encoded, in the dataset's order, and the embeddings are cached. Returns
     ``{"train": Dataset, "test": Dataset, "train_emb": (N, 384), "test_emb": ...}``.
     """
-    mr = data.load_mr()
+    mr = load_mr()
     parts = mr_split_indices(val_size=0)
     train_idx = _stratified(parts["train"], mr.y, n_train, seed)
     test_idx = _stratified(parts["test"], mr.y, n_test, seed)
@@ -284,7 +284,7 @@ class BagOfEmbeddings(nn.Module):
     """A text classifier from scratch: the mean of learnt word vectors, then a linear layer.
 
     Like fastText (Joulin et al. 2017) without n-grams. Input: ``(B, L)`` token
-    ids padded with 0 (:meth:`course_lib.rnn.Vocabulary.encode`).
+    ids padded with 0 (:meth:`course_lib.text.Vocabulary.encode`).
     """
 
     def __init__(self, vocab_size: int, dim: int = 64, n_classes: int = 2):

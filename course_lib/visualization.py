@@ -4,7 +4,7 @@ Three views of what training does to weights, each with a number that
 states what the picture shows:
 
 * the first-layer filters of a CNN trained on CIFAR-10 (the network and the
-  pipeline of :mod:`course_lib.cifar10_cnn`), before and after training:
+  pipeline of :mod:`course_lib.vision`), before and after training:
   random noise becomes smooth colour blobs and edge detectors, measured by
   the spatial autocorrelation of the weights (:func:`smoothness`) and by how
   their energy splits between brightness and colour (:func:`colour_share`);
@@ -25,7 +25,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import cifar10_cnn, data, training, viz
+from . import data, models, training, vision, viz
 
 __all__ = [
     "cnn_weight_names",
@@ -63,7 +63,7 @@ def smoothness(weights) -> float:
     edges), negative for checkerboards. It is not centred: a filter that is
     constant in space counts as perfectly smooth.
     """
-    w = torch.as_tensor(viz.to_numpy(weights), dtype=torch.float64)
+    w = torch.as_tensor(training.to_numpy(weights), dtype=torch.float64)
     if w.ndim < 2:
         raise ValueError(f"need at least 2 spatial dimensions, got shape {tuple(w.shape)}")
     h_pairs = w[..., :, :-1] * w[..., :, 1:]
@@ -87,7 +87,7 @@ def colour_share(filters) -> np.ndarray:
     independent weights have 2/3 on average (two of the three directions in
     colour space are colour). Returns one value per filter.
     """
-    w = torch.as_tensor(viz.to_numpy(filters), dtype=torch.float64)
+    w = torch.as_tensor(training.to_numpy(filters), dtype=torch.float64)
     if w.ndim != 4 or w.shape[1] != 3:
         raise ValueError(f"expected filters of shape (F, 3, k, k), got {tuple(w.shape)}")
     colour = w - w.mean(dim=1, keepdim=True)
@@ -138,7 +138,7 @@ def frozen_pixels(images) -> np.ndarray:
     so the weights of these pixels get an exactly zero gradient and, with an
     optimiser without weight decay, never move.
     """
-    x = viz.to_numpy(images)
+    x = training.to_numpy(images)
     return ~(x != 0).any(axis=0)
 
 
@@ -161,19 +161,19 @@ def train_cifar_cnn(
     seed: int = 0,
     n_test: int | None = None,
     **kwargs,
-) -> tuple[nn.Module, cifar10_cnn.Run, data.Dataset]:
-    """Train :class:`~course_lib.cifar10_cnn.SmallResNet` with a 5x5 first layer on CIFAR-10.
+) -> tuple[nn.Module, vision.Run, data.Dataset]:
+    """Train :class:`~course_lib.vision.SmallResNet` with a 5x5 first layer on CIFAR-10.
 
-    The pipeline and recipe of notebook 13 (:func:`course_lib.cifar10_cnn.train`),
+    The pipeline and recipe of notebook 13 (:func:`course_lib.vision.train`),
     with weight snapshots before training and after every epoch. The first
     layer gets 5x5 filters (instead of 3x3) so that there is more to see in
     each filter. Returns the model, the run (``run.snapshots``) and the test set.
     """
-    train_set, test_set = cifar10_cnn.load_data(n_train=n_train, n_test=n_test, seed=seed)
-    mean, std = cifar10_cnn.channel_stats(train_set.x)
+    train_set, test_set = vision.load_data(n_train=n_train, n_test=n_test, seed=seed)
+    mean, std = vision.channel_stats(train_set.x)
     torch.manual_seed(seed)
-    model = cifar10_cnn.SmallResNet(width, mean, std, stem_kernel=5)
-    run = cifar10_cnn.train(
+    model = vision.SmallResNet(width, mean, std, stem_kernel=5)
+    run = vision.train(
         model, train_set, epochs=epochs, val=test_set, snapshots=True, seed=seed, **kwargs
     )
     return model, run, test_set
@@ -188,7 +188,7 @@ def filter_images(filters, per_filter: bool = True) -> np.ndarray:
     look red, negative ones cyan; a filter with the same weights in all three
     channels looks grey.
     """
-    w = viz.to_numpy(filters).astype(np.float64)
+    w = training.to_numpy(filters).astype(np.float64)
     if per_filter:
         lim = np.abs(w).reshape(len(w), -1).max(1).reshape(-1, 1, 1, 1)
         lim = np.where(lim > 0, lim, 1.0)
@@ -240,9 +240,14 @@ def histogram_figure(
         every = torch.cat([s[name].reshape(-1) for s in snapshots]).double()
         lo, hi = every.min().item(), every.max().item()
         bins = np.linspace(lo, hi, 51) if hi > lo else 10
-        ax.hist(viz.to_numpy(snapshots[0][name]).ravel(), bins=bins, color="tab:gray", alpha=0.5)
         ax.hist(
-            viz.to_numpy(snapshots[epoch][name]).ravel(), bins=bins, color="tab:blue", alpha=0.7
+            training.to_numpy(snapshots[0][name]).ravel(), bins=bins, color="tab:gray", alpha=0.5
+        )
+        ax.hist(
+            training.to_numpy(snapshots[epoch][name]).ravel(),
+            bins=bins,
+            color="tab:blue",
+            alpha=0.7,
         )
         ax.set_title(f"{name}\nchange {changes[name][-1]:.2f}", fontsize=8)
         ax.tick_params(labelsize=6)
@@ -279,13 +284,8 @@ def mnist_mlp(hidden: int = 64, seed: int = 0) -> nn.Sequential:
 
     It takes raw ``uint8`` images and scales them to [0, 1] itself.
     """
-    torch.manual_seed(seed)
     return nn.Sequential(
-        _Scale(1 / 255.0),
-        nn.Flatten(),
-        nn.Linear(28 * 28, hidden),
-        nn.ReLU(),
-        nn.Linear(hidden, 10),
+        _Scale(1 / 255.0), *models.mlp([28 * 28, hidden, 10], flatten=True, seed=seed)
     )
 
 
@@ -338,7 +338,7 @@ def template_mosaic(weights, ncols: int = 8, gap: int = 1) -> np.ndarray:
     spans -1..1 and its pattern is visible whatever its scale); the gaps are
     NaN (drawn blank).
     """
-    w = viz.to_numpy(weights).astype(np.float64).reshape(-1, 28, 28)
+    w = training.to_numpy(weights).astype(np.float64).reshape(-1, 28, 28)
     n = len(w)
     nrows = int(np.ceil(n / ncols))
     size = 28 + gap
@@ -356,7 +356,7 @@ def template_figure(weights, units: int = 32, title: str | None = None) -> Figur
     Red: positive weights (the unit is excited by ink there), blue: negative.
     The title gives the smoothness of the images shown.
     """
-    w = viz.to_numpy(weights)[:units]
+    w = training.to_numpy(weights)[:units]
     rho = smoothness(w.reshape(-1, 28, 28))
     ncols = min(8, len(w))
     mosaic = template_mosaic(w, ncols=ncols)

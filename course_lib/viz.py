@@ -13,14 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["figure", "histograms", "image_grid", "plot_history", "show", "to_numpy"]
+from .training import to_numpy
 
-
-def to_numpy(x) -> np.ndarray:
-    """A NumPy array from an array, list or (CPU or GPU, grad or not) tensor."""
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+__all__ = ["figure", "histograms", "image_grid", "plot_history", "show"]
 
 
 def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] | None = None, **kw):

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from . import data, viz
+from . import data, models, viz
 
 __all__ = [
     "NormalizedLinear",
@@ -38,14 +38,11 @@ __all__ = [
     "apply_weight_norm",
     "breast_cancer_2d",
     "data_dependent_init",
-    "digits_standardised",
     "early_loss",
     "final_loss",
     "fit_scaled_target",
     "lr_comparison_figure",
     "lr_sweep",
-    "mnist_flat",
-    "mnist_mlp",
     "neuron_figure",
     "neuron_metrics",
     "parametrize_is_on",
@@ -141,12 +138,6 @@ def weight_norm_parts(module: nn.Module) -> tuple[nn.Parameter, nn.Parameter]:
 # --------------------------------------------------------------------------- what g adds
 
 
-@lru_cache(maxsize=1)
-def digits_standardised() -> torch.Tensor:
-    """scikit-learn's 1,797 8x8 digits as 64 standardised features (constant pixels left at 0)."""
-    return torch.tensor(data.load_sklearn("digits", standardize=True).x, dtype=torch.float32)
-
-
 def fit_scaled_target(
     layer: nn.Module,
     x: torch.Tensor,
@@ -213,21 +204,6 @@ def parametrize_is_on(module: nn.Module) -> bool:
 # --------------------------------------------------------------------------- training comparison
 
 
-@lru_cache(maxsize=2)
-def mnist_flat(n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n_train`` MNIST training images as flat float vectors in [0, 1], and their labels."""
-    ds = data.load_mnist("train", n=n_train)
-    return torch.from_numpy(ds.vectors()), torch.tensor(ds.y)
-
-
-def mnist_mlp(seed: int = 0) -> nn.Sequential:
-    """A 784-256-128-10 ReLU MLP with PyTorch's default initialisation."""
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
-    )
-
-
 def apply_weight_norm(model: nn.Sequential) -> nn.Sequential:
     """A copy of ``model`` with PyTorch's weight normalisation on every ``nn.Linear``."""
     model = copy.deepcopy(model)
@@ -273,23 +249,23 @@ def lr_sweep(
     """Per-step training losses of a plain and a weight-normalised MLP, per learning rate and seed.
 
     For each seed both networks start from the *same function*: one
-    :func:`mnist_mlp`, given :func:`data_dependent_init` on the first 512
+    :func:`course_lib.models.mlp` 784-256-128-10, given :func:`data_dependent_init` on the first 512
     images, once as it is ("plain") and once reparametrised with weight
     normalisation ("weight norm"). Returns ``{"lrs", "seeds", "plain",
     "weight norm"}`` where the last two map each learning rate to a
     ``(seeds, steps)`` array (a diverged run holds NaN or inf).
     """
-    x, y = mnist_flat(n_train)
+    (x, y), _ = data.mnist_tensors(n_train, 0)
     result: dict = {"lrs": list(lrs), "seeds": list(seeds), "plain": {}, "weight norm": {}}
     for lr in lrs:
         runs: dict[str, list[np.ndarray]] = {"plain": [], "weight norm": []}
         for seed in seeds:
-            base = mnist_mlp(seed)
-            models = {
+            base = models.mlp([784, 256, 128, 10], seed=seed)
+            pair = {
                 "plain": data_dependent_init(copy.deepcopy(base), x[:512]),
                 "weight norm": data_dependent_init(apply_weight_norm(base), x[:512]),
             }
-            for kind, model in models.items():
+            for kind, model in pair.items():
                 with np.errstate(all="ignore"):
                     runs[kind].append(train_steps(model, x, y, lr, epochs, seed=seed))
         for kind in runs:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import cli, config, data
+from course_lib import cli, config, data, text
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
@@ -150,7 +150,7 @@ def test_data_reports_each_failure_and_goes_on(monkeypatch, tmp_path, capsys):
         raise data.DatasetError("Could not download x: offline.\nCheck your connection.")
 
     monkeypatch.setattr(data, "load_cifar10", offline)
-    monkeypatch.setattr(data, "load_mr", offline)
+    monkeypatch.setattr(text, "load_mr", offline)
     monkeypatch.setattr(data, "load_mnist", lambda split, data_dir: list(range(3)))
     code = cli.main(["data", "--dest", str(tmp_path), "--caches", "all"])
     out = capsys.readouterr().out

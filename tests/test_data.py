@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import data_dir_or_skip
 
 from course_lib import data, download
@@ -78,26 +79,6 @@ def make_mnist_folder(root: Path, n_train: int = 6, n_test: int = 4, compress: b
     return folder
 
 
-#: sentences with the characters that make MR's official bytes tricky: é (0xE9), the
-#: ellipsis (0x85, a line break U+0085 if decoded as Latin-1), en and em dashes (0x96, 0x97)
-MR_SENTENCES = [
-    "a {word} café film number {i} . ",
-    "{word} \u2026 and then some \u2013 film {i} \u2014 really",
-]
-
-
-def make_mr_folder(
-    root: Path, encoding: str = "utf-8", lines: int = data.MR_LINES, newline: str = "\n"
-) -> Path:
-    """A folder in MR's layout; ``encoding="cp1252", newline="\\r\\n"`` gives the official bytes."""
-    folder = root / "rt-polaritydata"
-    folder.mkdir(parents=True)
-    for name, word in (("rt-polarity.pos", "wonderful"), ("rt-polarity.neg", "dreadful")):
-        text = "".join(MR_SENTENCES[i % 2].format(word=word, i=i) + newline for i in range(lines))
-        (folder / name).write_bytes(text.encode(encoding))
-    return folder
-
-
 # --------------------------------------------------------------------------- real samples
 
 
@@ -123,18 +104,6 @@ def test_real_mnist_sample():
     assert train.y[:5].tolist() == [5, 0, 4, 1, 9]  # the famous first training digits
     assert test.y[:5].tolist() == [7, 2, 1, 0, 4]
     assert train.classes == [str(d) for d in range(10)]
-
-
-def test_real_mr_sample():
-    root = data_dir_or_skip()
-    mr = data.load_mr(data_dir=root, download=False)
-    assert len(mr) == 10662 and np.bincount(mr.y).tolist() == [5331, 5331]
-    first_positive = mr.x[int(np.argmax(mr.y == 1))]
-    assert first_positive.startswith("the rock is destined to be the 21st century's new")
-    assert mr.classes == ["negative", "positive"]
-    # the official bytes: Windows-1252 (0x85 is the ellipsis, 0xE9 is é) with CRLF endings
-    text = "\n".join(mr.x)
-    assert "\x85" not in text and "\r" not in text and "\u2026" in text and "é" in text
 
 
 def test_subset_is_stratified_and_deterministic():
@@ -286,15 +255,6 @@ def test_cifar_download_and_extract(http_root, tmp_path, monkeypatch):
     ]
 
 
-def test_mr_download_and_extract(http_root, tmp_path, monkeypatch):
-    www, url = http_root
-    official = make_mr_folder(tmp_path / "src", encoding="cp1252", newline="\r\n")
-    make_tar(official, www / "rt-polaritydata.tar.gz")
-    monkeypatch.setattr(data, "MR_URL", url + "rt-polaritydata.tar.gz")
-    mr = data.load_mr(data_dir=tmp_path / "data")
-    assert len(mr) == 2 * data.MR_LINES and "café" in mr.x[0] and "\u2026" in mr.x[1]
-
-
 def test_mnist_downloads_missing_files_from_mirrors(http_root, tmp_path, monkeypatch):
     www, url = http_root
     src = make_mnist_folder(tmp_path / "src")
@@ -404,77 +364,6 @@ def test_mnist_wrong_image_shape(tmp_path):
         data.load_mnist("test", data_dir=tmp_path, download=False)
 
 
-# --------------------------------------------------------------------------- MR errors
-
-
-@pytest.mark.parametrize(
-    "encoding, newline, bom",
-    [("cp1252", "\r\n", b""), ("utf-8", "\r\n", b"\xef\xbb\xbf"), ("cp1252", "\n", b"")],
-    ids=["official-bytes", "utf8-bom-crlf", "cp1252-lf"],
-)
-def test_mr_official_bytes_and_utf8_copy_read_the_same(tmp_path, encoding, newline, bom):
-    make_mr_folder(tmp_path / "utf8", "utf-8")
-    folder = make_mr_folder(tmp_path / "other", encoding, newline=newline)
-    for f in folder.iterdir():
-        f.write_bytes(bom + f.read_bytes())
-    if encoding == "cp1252":
-        assert b"\x85" in (folder / "rt-polarity.pos").read_bytes()  # the tricky byte is there
-    u = data.load_mr(data_dir=tmp_path / "utf8", download=False)
-    other = data.load_mr(data_dir=tmp_path / "other", download=False)
-    assert len(other) == 2 * data.MR_LINES and other.x == u.x and np.array_equal(other.y, u.y)
-    assert other.x[0] == "a dreadful café film number 0 ."
-    assert other.x[1] == "dreadful \u2026 and then some \u2013 film 1 \u2014 really"
-    assert u.y[: data.MR_LINES].sum() == 0 and u.y[data.MR_LINES :].min() == 1  # neg 0, pos 1
-    assert "wonderful" in u.x[-1]
-
-
-def test_real_mr_official_bytes_equal_a_utf8_redistribution(real_data, tmp_path):
-    official = data.load_mr(data_dir=real_data, download=False)
-    copy = tmp_path / "rt-polaritydata"
-    copy.mkdir()
-    for name in data.MR_FILES:
-        raw = (real_data / "rt-polaritydata" / name).read_bytes()
-        assert raw.count(b"\r\n") == data.MR_LINES  # the samples hold the official bytes
-        text = raw.decode("cp1252").replace("\r\n", "\n")
-        (copy / name).write_bytes(text.encode("utf-8"))
-    utf8 = data.load_mr(data_dir=tmp_path, download=False)
-    assert len(official) == 10662 and official.x == utf8.x and np.array_equal(official.y, utf8.y)
-
-
-def test_real_mr_first_run_from_the_official_archive(real_data, tmp_path, http_root, monkeypatch):
-    """The whole first-run path: the archive as published, served locally, then load_mr()."""
-    www, url = http_root
-    make_tar(real_data / "rt-polaritydata", www / "rt-polaritydata.tar.gz")
-    monkeypatch.setattr(data, "MR_URL", url + "rt-polaritydata.tar.gz")
-    root = tmp_path / "fresh"
-    mr = data.load_mr(data_dir=root)
-    assert len(mr) == 10662 and np.bincount(mr.y).tolist() == [5331, 5331]
-    assert mr.x == data.load_mr(data_dir=real_data, download=False).x
-    assert sorted(p.name for p in root.iterdir()) == [".rt-polaritydata.lock", "rt-polaritydata"]
-
-
-def test_mr_truncated_file(tmp_path):
-    folder = make_mr_folder(tmp_path)
-    (folder / "rt-polarity.pos").write_text("just one line\n")
-    with pytest.raises(DatasetError, match="rt-polarity.pos has 1 sentences"):
-        data.load_mr(data_dir=tmp_path, download=False)
-
-
-def test_mr_missing_file_and_binary_file(tmp_path):
-    folder = make_mr_folder(tmp_path)
-    (folder / "rt-polarity.neg").write_bytes(b"\x00\x01\x02" * 10)
-    with pytest.raises(DatasetError, match="NUL bytes"):
-        data.load_mr(data_dir=tmp_path, download=False)
-    (folder / "rt-polarity.neg").unlink()
-    with pytest.raises(DatasetError, match="missing rt-polarity.neg"):
-        data.load_mr(data_dir=tmp_path, download=False)
-
-
-def test_mr_missing_without_download(tmp_path):
-    with pytest.raises(DatasetError, match="MR is not in"):
-        data.load_mr(data_dir=tmp_path, download=False)
-
-
 # --------------------------------------------------------------------------- scikit-learn
 
 
@@ -490,3 +379,40 @@ def test_load_sklearn():
     )
     with pytest.raises(ValueError, match="choose one of"):
         data.load_sklearn("mnist")
+
+
+# --------------------------------------------------------------------------- arrays and tensors
+
+
+def test_mnist_tensors_are_flat_and_standardised(real_data):
+    (x, y), _ = data.mnist_tensors(n_train=300, n_test=100)
+    assert x.dtype == torch.float32 and 0.0 <= x.min() and x.max() <= 1.0  # pixels in [0, 1]
+    (x, y), (xt, yt) = data.mnist_tensors(standardize=True, n_train=500, n_test=200)
+    assert x.shape == (500, 784) and xt.shape == (200, 784)
+    assert x.dtype == torch.float32 and y.dtype == torch.int64 and len(yt) == 200
+    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
+    assert set(y.tolist()) == set(range(10))
+
+
+def test_digits_tensors():
+    x, y = data.digits_tensors()
+    assert x.shape == (1797, 64) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert abs(x.mean().item()) < 1e-5 and x.std(0).max().item() == pytest.approx(1.0, abs=1e-3)
+    raw, _ = data.digits_tensors(standardize=False)
+    assert raw.min() == 0 and raw.max() == 16
+
+
+def test_standardize_columns_uses_the_training_statistics_only():
+    train = np.array([[1.0, 5.0], [3.0, 5.0]])
+    test = np.array([[5.0, 7.0]])
+    train_s, test_s = data.standardize_columns(train, test)
+    assert np.allclose(train_s, [[-1.0, 0.0], [1.0, 0.0]])  # the constant column becomes 0
+    assert np.allclose(test_s, [[3.0, 2.0]])  # (5 - 2) / 1 and (7 - 5) / 1
+    (only,) = data.standardize_columns(train)
+    assert np.allclose(only, train_s)
+
+
+def test_with_bias_column():
+    assert data.with_bias_column([[2.0], [3.0]]).tolist() == [[2.0, 1.0], [3.0, 1.0]]
+    with pytest.raises(ValueError, match="2-D"):
+        data.with_bias_column([1.0, 2.0])

@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_data import make_cifar_folder, make_mr_folder, make_tar
+from test_data import make_cifar_folder, make_tar
+from test_text import make_mr_folder
 
-from course_lib import data, download
+from course_lib import data, download, text
 from course_lib.download import DatasetError
 
 # --------------------------------------------------------------------------- servers
@@ -259,7 +260,7 @@ def test_certifi_bundle_is_used_when_installed(monkeypatch):
 
 
 def _point_mr_at(monkeypatch, url: str) -> None:
-    monkeypatch.setattr(data, "MR_URL", url + "rt-polaritydata.tar.gz")
+    monkeypatch.setattr(text, "MR_URL", url + "rt-polaritydata.tar.gz")
 
 
 def test_web_page_instead_of_archive_leaves_nothing_and_next_run_works(
@@ -269,12 +270,12 @@ def test_web_page_instead_of_archive_leaves_nothing_and_next_run_works(
     with serve(_HtmlPage) as portal:
         _point_mr_at(monkeypatch, portal)
         with pytest.raises(DatasetError, match="(?s)web page instead of the file.*COURSE_DATA_DIR"):
-            data.load_mr(data_dir=root)
+            text.load_mr(data_dir=root)
     assert no_leftovers(root) and not (root / "rt-polaritydata.tar.gz").exists()
     www, url = http_root  # the network works again: the next run downloads afresh
     make_tar(make_mr_folder(tmp_path / "src"), www / "rt-polaritydata.tar.gz")
     _point_mr_at(monkeypatch, url)
-    assert len(data.load_mr(data_dir=root)) == 2 * data.MR_LINES
+    assert len(text.load_mr(data_dir=root)) == 2 * text.MR_LINES
     assert no_leftovers(root) and not (root / "rt-polaritydata.tar.gz").exists()
 
 
@@ -297,7 +298,7 @@ def test_archive_cut_short_without_length_is_removed(tmp_path, monkeypatch):
     with serve(handler) as url:
         _point_mr_at(monkeypatch, url)
         with pytest.raises(DatasetError, match="truncated or corrupt") as info:
-            data.load_mr(data_dir=root)
+            text.load_mr(data_dir=root)
     message = str(info.value)
     assert "It was removed: run the cell again" in message and ".extract" not in message
     assert _files(root) == [".rt-polaritydata.lock"]  # no archive, no temporary folder
@@ -312,7 +313,7 @@ def test_archive_without_expected_folder_is_removed(http_root, tmp_path, monkeyp
     _point_mr_at(monkeypatch, url)
     root = tmp_path / "data"
     with pytest.raises(DatasetError, match="does not contain the folder 'rt-polaritydata/'"):
-        data.load_mr(data_dir=root)
+        text.load_mr(data_dir=root)
     assert _files(root) == [".rt-polaritydata.lock"]
 
 
@@ -324,7 +325,7 @@ def test_failed_line_count_check_is_removed_and_names_no_temporary_path(
     _point_mr_at(monkeypatch, url)
     root = tmp_path / "data"
     with pytest.raises(DatasetError) as info:
-        data.load_mr(data_dir=root)
+        text.load_mr(data_dir=root)
     message = str(info.value)
     assert "rt-polaritydata/rt-polarity.neg has 100 sentences, but MR v1.0 has 5,331" in message
     assert ".extract" not in message and str(tmp_path) not in message.split("extract it into")[0]
@@ -360,9 +361,9 @@ def test_another_process_finished_first_counts_as_success(tmp_path):
     root = tmp_path / "data"
     make_mr_folder(root)  # "the other process" has just put it in place
     archive = make_tar(make_mr_folder(tmp_path / "src"), tmp_path / "mr.tar.gz")
-    target = download._install_extracted(archive, root, "rt-polaritydata", data._check_mr_folder)
+    target = download._install_extracted(archive, root, "rt-polaritydata", text._check_mr_folder)
     assert target == root / "rt-polaritydata" and no_leftovers(root)
-    assert len(data.load_mr(data_dir=root, download=False)) == 2 * data.MR_LINES
+    assert len(text.load_mr(data_dir=root, download=False)) == 2 * text.MR_LINES
 
 
 # --------------------------------------------------------------------------- concurrent first runs
@@ -386,12 +387,12 @@ class _Held(http.server.SimpleHTTPRequestHandler):
 _CHILD = """
 import sys
 from pathlib import Path
-from course_lib import data
+from course_lib import data, text
 kind, url, md5, root, ready = sys.argv[1:]
 Path(ready).touch()  # this process is about to fetch
 if kind == "mr":
-    data.MR_URL = url
-    print(len(data.load_mr(data_dir=root)), flush=True)
+    text.MR_URL = url
+    print(len(text.load_mr(data_dir=root)), flush=True)
 else:
     data.CIFAR10_URL, data.CIFAR10_MD5 = url, md5
     print(len(data.load_cifar10("train", data_dir=root)), flush=True)
@@ -405,7 +406,7 @@ def test_two_processes_fetch_the_same_dataset_at_once(tmp_path, kind):
     www.mkdir()
     if kind == "mr":
         archive = make_tar(make_mr_folder(tmp_path / "src"), www / "rt-polaritydata.tar.gz")
-        expected = str(2 * data.MR_LINES)
+        expected = str(2 * text.MR_LINES)
     else:
         archive = make_tar(
             make_cifar_folder(tmp_path / "src", n=40), www / "cifar-10-python.tar.gz"
@@ -456,7 +457,7 @@ def test_data_folder_that_is_a_file(tmp_path, monkeypatch):
     not_a_folder = tmp_path / "datasets.zip"
     not_a_folder.write_bytes(b"PK")
     monkeypatch.setenv("COURSE_DATA_DIR", str(not_a_folder))
-    for load in (data.load_mr, data.load_mnist, data.load_cifar10):
+    for load in (text.load_mr, data.load_mnist, data.load_cifar10):
         with pytest.raises(DatasetError, match="is a file, not a folder. Set COURSE_DATA_DIR"):
             load()
     assert not_a_folder.read_bytes() == b"PK"
@@ -483,7 +484,7 @@ def test_read_only_data_folder_with_a_dataset_missing(tmp_path, monkeypatch):
     make_mr_folder(root)  # present datasets still load from a read-only folder
     _make_read_only(root, monkeypatch)
     try:
-        assert len(data.load_mr(data_dir=root)) == 2 * data.MR_LINES
+        assert len(text.load_mr(data_dir=root)) == 2 * text.MR_LINES
         with pytest.raises(DatasetError) as info:
             data.load_cifar10(data_dir=root)
         message = str(info.value)

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 import course_lib as cl
-from course_lib import exercises
+from course_lib import exercises, models, training
 from course_lib import pruning as P
 
 
@@ -21,7 +21,7 @@ def model_and_data():
 
     Its accuracy on ``test`` is exactly 1.0 before pruning, so any loss is due to pruning.
     """
-    model = P.LeNet300100(seed=0).eval()
+    model = models.LeNet300100(seed=0).eval()
     x = torch.randn(300, 784, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         y = model(x).argmax(1)
@@ -32,24 +32,7 @@ def _linear_weights(model):
     return [m.weight for m in P.prunable_weights(model).values()]
 
 
-# --------------------------------------------------------------------------- data and model
-
-
-def test_mnist_tensors_are_flat_and_standardised(real_data):
-    (x, y), (xt, yt) = P.mnist_tensors(n_train=500, n_test=200)
-    assert x.shape == (500, 784) and xt.shape == (200, 784)
-    assert x.dtype == torch.float32 and y.dtype == torch.int64 and len(yt) == 200
-    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
-    assert set(y.tolist()) == set(range(10))
-
-
-def test_lenet_shapes_counts_and_seed():
-    model = P.LeNet300100(seed=3)
-    assert model(torch.zeros(4, 1, 28, 28)).shape == (4, 10)
-    assert model(torch.zeros(4, 784)).shape == (4, 10)
-    assert sum(w.numel() for w in _linear_weights(model)) == 266_200
-    assert sum(p.numel() for p in model.parameters()) == 266_610
-    assert torch.equal(model.fc1.weight, P.LeNet300100(seed=3).fc1.weight)
+# --------------------------------------------------------------------------- training the dense network
 
 
 def test_train_lenet_learns_a_separable_task():
@@ -57,17 +40,10 @@ def test_train_lenet_learns_a_separable_task():
     y = torch.arange(400) % 10
     x = torch.randn(400, 784, generator=g) * 0.5
     x[torch.arange(400), y * 10] += 4.0  # class c lights up pixel 10 c
-    model, history = P.train_lenet((x, y), (x, y), epochs=3, progress=False)
-    assert history.epochs == 3 and len(history.val_accuracy) == 3
+    model, history = P.train_lenet((x, y), (x, y), epochs=8, progress=False)
+    assert history.epochs == 8 and len(history.val_accuracy) == 8
     assert not model.training
-    assert P.accuracy(model, (x, y)) > 0.95
-
-
-def test_accuracy_counts_correct_predictions(model_and_data):
-    model, (x, y) = model_and_data
-    assert P.accuracy(model, (x, y)) == 1.0
-    flipped = (y + 1) % 10
-    assert P.accuracy(model, (x, flipped)) == 0.0
+    assert training.accuracy(model, (x, y)) > 0.98  # seeds 0-2 reach 99.5-100 %
 
 
 def test_prunable_weights_and_sparsity():
@@ -197,7 +173,7 @@ def test_iterative_pruning_keeps_pruned_weights_at_zero(model_and_data):
     assert not hasattr(pruned.fc1, "weight_orig") and not hasattr(pruned.fc1, "weight_mask")
     for r in records:
         assert 0.0 <= r["pruned_accuracy"] <= 1.0 and 0.0 <= r["retrained_accuracy"] <= 1.0
-    assert records[-1]["retrained_accuracy"] == P.accuracy(pruned, (x, y))
+    assert records[-1]["retrained_accuracy"] == training.accuracy(pruned, (x, y))
 
 
 def test_iterative_pruning_rejects_falling_targets(model_and_data):
@@ -228,9 +204,9 @@ def test_csr_arrays_equal_torch_and_use_compact_types():
 
 
 def test_serialized_and_dense_bytes():
-    assert 4000 < P.serialized_bytes(torch.zeros(1000)) < 4000 + 2000
+    assert 4000 < models.serialized_bytes(torch.zeros(1000)) < 4000 + 2000
     seq = nn.Sequential(nn.Linear(100, 50))
-    assert 5050 * 4 < P.dense_bytes(seq) < 5050 * 4 + 2000
+    assert 5050 * 4 < models.state_dict_bytes(seq) < 5050 * 4 + 2000
 
 
 def test_save_and_load_sparse_round_trip(model_and_data, tmp_path):
@@ -240,10 +216,10 @@ def test_save_and_load_sparse_round_trip(model_and_data, tmp_path):
     assert size == (tmp_path / "m.pt").stat().st_size
     payload = P.sparse_bytes_expected(pruned)
     assert payload < size < payload + 8000
-    assert P.dense_bytes(pruned) / size > 7
+    assert models.state_dict_bytes(pruned) / size > 7
     wide = P.save_sparse(pruned, tmp_path / "wide.pt", compact=False)
     assert P.sparse_bytes_expected(pruned, compact=False) < wide < size * 2.2
-    reloaded = P.load_sparse(tmp_path / "m.pt", P.LeNet300100(seed=9))
+    reloaded = P.load_sparse(tmp_path / "m.pt", models.LeNet300100(seed=9))
     for a, b in zip(_linear_weights(reloaded), _linear_weights(pruned), strict=True):
         assert torch.equal(a, b)
     assert torch.equal(reloaded.fc3.bias, pruned.fc3.bias)
@@ -261,7 +237,7 @@ def test_sparsity_figure_at_slider_extremes(model_and_data, sparsity):
         P.sparsity_figure, sparsity=sparsity, model=model, test=test, curves=curves
     )
     assert isinstance(fig, Figure)
-    acc = P.accuracy(P.prune_model(model, sparsity), test)
+    acc = training.accuracy(P.prune_model(model, sparsity), test)
     title = fig._suptitle.get_text()
     assert f"{sparsity:.1%} of weights removed" in title and f"test accuracy {acc:.2%}" in title
     assert cl.widgets.render(P.sparsity_figure, sparsity=sparsity, model=model, test=test)

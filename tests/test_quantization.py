@@ -13,7 +13,7 @@ from torch import nn
 from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
 
 import course_lib as cl
-from course_lib import exercises
+from course_lib import exercises, models, training
 from course_lib import pruning as P
 from course_lib import quantization as Q
 
@@ -213,7 +213,7 @@ def test_bitwidth_figure_at_slider_extremes(weight, bits):
 
 
 def test_quantize_dynamic_int8_copies_and_shrinks(task):
-    model = P.LeNet300100(seed=0).eval()
+    model = models.LeNet300100(seed=0).eval()
     int8 = Q.quantize_dynamic_int8(model)
     assert isinstance(model.fc1, nn.Linear)  # the original is untouched
     assert isinstance(int8.fc1, torch.ao.nn.quantized.dynamic.Linear)
@@ -221,12 +221,12 @@ def test_quantize_dynamic_int8_copies_and_shrinks(task):
     x = task[1][0][:50]
     with torch.no_grad():
         assert torch.allclose(int8(x), model(x), atol=0.05)
-    ratio = Q.state_dict_bytes(model) / Q.state_dict_bytes(int8)
+    ratio = models.state_dict_bytes(model) / models.state_dict_bytes(int8)
     assert 3.5 < ratio < 4.1
 
 
 def test_state_dict_bytes_counts_four_bytes_per_float():
-    assert 4 * 110 < Q.state_dict_bytes(nn.Linear(10, 10)) < 4 * 110 + 2000
+    assert 4 * 110 < models.state_dict_bytes(nn.Linear(10, 10)) < 4 * 110 + 2000
 
 
 def test_cpu_latency_is_positive_and_restores_threads():
@@ -273,7 +273,7 @@ def test_quant_linear_uses_quantised_weights_and_trains_the_shadow():
 
 
 def test_quantize_weights_puts_every_row_on_its_grid():
-    model = P.LeNet300100(seed=0)
+    model = models.LeNet300100(seed=0)
     ptq = Q.quantize_weights(model, bits=3)
     assert not torch.equal(ptq.fc1.weight, model.fc1.weight)
     assert all(len(torch.unique(row)) <= 8 for row in ptq.fc2.weight)
@@ -284,12 +284,12 @@ def test_quantize_weights_puts_every_row_on_its_grid():
 def test_train_qat_returns_plain_layers_on_the_grid(task):
     train, test = task
     model, _ = P.train_lenet(train, epochs=3, progress=False)
-    assert P.accuracy(model, test) > 0.95
+    assert training.accuracy(model, test) > 0.95
     qat = Q.train_qat(model, train, bits=2, epochs=1, lr=3e-4)
     assert type(qat.fc1) is nn.Linear and not qat.training
     assert all(len(torch.unique(row)) <= 4 for row in qat.fc1.weight)
     assert isinstance(model.fc1, nn.Linear) and type(model.fc1) is nn.Linear
-    assert P.accuracy(qat, test) > 0.8
+    assert training.accuracy(qat, test) > 0.8
 
 
 def test_qat_vs_ptq_and_its_figure(task):
@@ -297,7 +297,7 @@ def test_qat_vs_ptq_and_its_figure(task):
     model, _ = P.train_lenet(train, epochs=2, progress=False)
     result = Q.qat_vs_ptq(model, train, test, bits=[2, 4], epochs=1, lr=3e-4)
     assert result["bits"].tolist() == [2, 4] and result["ptq"].shape == result["qat"].shape == (2,)
-    assert result["ptq"][1] == P.accuracy(Q.quantize_weights(model, 4), test)
+    assert result["ptq"][1] == training.accuracy(Q.quantize_weights(model, 4), test)
     fig = cl.widgets.render(Q.qat_figure, result=result, fp32_accuracy=0.95)
     title = fig.axes[0].get_title()
     assert title.startswith("2 bits per weight") and f"QAT {100 * result['qat'][0]:.2f} %" in title

@@ -12,51 +12,6 @@ from torch import nn
 from course_lib import exercises
 from course_lib import rnn as R
 
-# --------------------------------------------------------------------------- text
-
-
-def test_tokenize_splits_words_clitics_and_punctuation():
-    assert R.tokenize("It's not BAD, isn't it?") == [
-        "it", "'s", "not", "bad", ",", "isn", "'t", "it", "?",
-    ]  # fmt: skip
-    assert R.tokenize("   ") == []
-
-
-def test_vocabulary_build_encode_decode():
-    vocab = R.Vocabulary.build(["a good film .", "a bad film .", "a film"], min_freq=2)
-    assert vocab.itos[:2] == ["<pad>", "<unk>"]
-    assert vocab.itos[2:] == ["a", "film", "."]  # by frequency, ties alphabetically
-    assert len(vocab) == 5 and "film" in vocab and "good" not in vocab
-    x = vocab.encode(["a good film", "film"])
-    assert x.dtype == torch.long and x.shape == (2, 3)
-    assert x.tolist() == [[2, R.Vocabulary.UNK, 3], [3, 0, 0]]
-    assert vocab.decode(x[1]) == ["film"]
-    assert vocab.encode(["a film . a film"], max_len=2).shape == (1, 2)
-    assert vocab.encode([""]).tolist() == [[R.Vocabulary.UNK]]
-    with pytest.raises(ValueError):
-        R.Vocabulary.build(["a"], min_freq=0)
-    with pytest.raises(ValueError):
-        vocab.encode(["a"], max_len=0)
-    assert "5 tokens" in repr(vocab)
-    assert len(R.Vocabulary.build(["a b c d"], max_size=2)) == 4
-
-
-def test_mr_split_is_fixed_stratified_and_disjoint(real_data):
-    splits = R.mr_split()
-    sizes = {k: len(v) for k, v in splits.items()}
-    assert sizes == {"train": 8530, "val": 1066, "test": 1066}
-    for ds in splits.values():
-        assert np.bincount(ds.y).tolist() == [len(ds) // 2] * 2
-    sets = [set(ds.x) for ds in splits.values()]
-    assert not (sets[0] & sets[2]) or len(sets[0] & sets[2]) < 5  # MR has a few duplicates
-    idx = R.mr_split_indices()
-    assert all(np.all(np.diff(i) > 0) for i in idx.values())  # sorted, no repeats
-    assert not set(idx["train"]) & set(idx["test"]) and not set(idx["val"]) & set(idx["test"])
-    no_val = R.mr_split(val_size=0)
-    assert no_val["test"].x == splits["test"].x  # the test split does not depend on val_size
-    assert len(no_val["val"]) == 0 and len(no_val["train"]) == 10662 - 1066
-
-
 # --------------------------------------------------------------------------- weights of a cell
 
 

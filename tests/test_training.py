@@ -143,3 +143,46 @@ def test_snapshots_of_selected_parameters_and_clone():
     copy = training.clone(model)
     assert copy is not model and torch.equal(copy[0].weight, model[0].weight)
     assert copy[0].weight.data_ptr() != model[0].weight.data_ptr()
+
+
+def test_make_loader_covers_every_example_once_per_epoch():
+    x, y = torch.arange(10).view(10, 1).float(), torch.arange(10)
+    batches = list(training.make_loader(x, y, batch_size=4, seed=0))
+    assert [len(b[1]) for b in batches] == [4, 4, 2]
+    seen = torch.cat([b[1] for b in batches])
+    assert sorted(seen.tolist()) == list(range(10)) and seen.tolist() != list(range(10))
+    again = torch.cat([b[1] for b in training.make_loader(x, y, batch_size=4, seed=0)])
+    assert torch.equal(seen, again)
+    ordered = torch.cat([b[1] for b in training.make_loader(x, y, batch_size=3, shuffle=False)])
+    assert ordered.tolist() == list(range(10))
+
+
+def test_to_numpy():
+    t = torch.ones(2, requires_grad=True)
+    assert isinstance(training.to_numpy(t), np.ndarray) and training.to_numpy([1, 2]).tolist() == [
+        1,
+        2,
+    ]
+
+
+def test_num_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    with training.num_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), training.num_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with training.num_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="at least 1"), training.num_threads(0):
+        pass
+
+
+def test_accuracy_counts_right_answers():
+    model = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
+    assert training.accuracy(model, (x, torch.tensor([0, 1, 0, 0]))) == 0.75
+    assert training.accuracy(model, (x, torch.tensor([1, 0, 1, 0]))) == 0.0

@@ -9,7 +9,7 @@ from conftest import assert_feedback
 from matplotlib.figure import Figure
 
 import course_lib as cl
-from course_lib import cifar10_cnn, exercises
+from course_lib import exercises, vision
 from course_lib import visualization as V
 
 # --------------------------------------------------------------------------- measures
@@ -84,7 +84,7 @@ def test_frozen_pixels():
 
 
 def test_cnn_weight_names_in_order():
-    names = V.cnn_weight_names(cifar10_cnn.SmallResNet(4))
+    names = V.cnn_weight_names(vision.SmallResNet(4))
     assert names[0] == "stem.conv.weight" and names[-1] == "fc.weight"
     assert len(names) == 9  # 8 convolutions and the classifier
 
@@ -104,7 +104,7 @@ def test_filter_images_scales():
 
 def _snapshots(epochs=3):
     torch.manual_seed(0)
-    model = cifar10_cnn.SmallResNet(4, stem_kernel=5)
+    model = vision.SmallResNet(4, stem_kernel=5)
     snaps = [{n: p.detach().clone() for n, p in model.named_parameters()}]
     for e in range(epochs):
         snaps.append({n: w * 0.9 + 0.01 * (e + 1) for n, w in snaps[-1].items()})
@@ -124,7 +124,7 @@ def test_filter_figure_extremes(epoch):
 )
 def test_histogram_figure_extremes(epoch, expected):
     snaps = _snapshots()
-    names = V.cnn_weight_names(cifar10_cnn.SmallResNet(4))
+    names = V.cnn_weight_names(vision.SmallResNet(4))
     fig = cl.widgets.render(V.histogram_figure, snapshots=snaps, epoch=epoch, names=names)
     assert expected in fig._suptitle.get_text()
     assert len([ax for ax in fig.axes if ax.get_visible() and ax.axison]) == len(names)

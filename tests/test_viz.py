@@ -10,11 +10,6 @@ from matplotlib.figure import Figure
 from course_lib import training, viz
 
 
-def test_to_numpy():
-    t = torch.ones(2, requires_grad=True)
-    assert isinstance(viz.to_numpy(t), np.ndarray) and viz.to_numpy([1, 2]).tolist() == [1, 2]
-
-
 def test_figure_grid():
     fig, axes = viz.figure(2, 3)
     assert isinstance(fig, Figure) and axes.shape == (2, 3)

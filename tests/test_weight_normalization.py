@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 import course_lib.exercises.weight_normalization as wn_ex
-from course_lib import exercises
+from course_lib import exercises, models
 from course_lib import weight_normalization as wn
 
 # --------------------------------------------------------------------------- layers
@@ -66,12 +66,6 @@ def test_fit_scaled_target_separates_the_layers():
     assert mse_wn < 1e-3 and mse_norm > 1.0
 
 
-def test_digits_standardised():
-    x = wn.digits_standardised()
-    assert x.shape == (1797, 64)
-    assert torch.allclose(x.mean(0), torch.zeros(64), atol=1e-5)
-
-
 # --------------------------------------------------------------------------- initialisation
 
 
@@ -94,8 +88,8 @@ def test_data_dependent_init_gives_unit_variance_preactivations(kind):
 def test_data_dependent_init_on_a_network_gives_the_same_function_for_both_kinds():
     torch.manual_seed(4)
     x = torch.rand(128, 784)
-    base = wn.mnist_mlp(0)
-    plain = wn.data_dependent_init(wn.mnist_mlp(0), x)
+    base = models.mlp([784, 256, 128, 10], seed=0)
+    plain = wn.data_dependent_init(models.mlp([784, 256, 128, 10], seed=0), x)
     normed = wn.data_dependent_init(wn.apply_weight_norm(base), x)
     assert all(wn.parametrize_is_on(m) for m in normed if isinstance(m, nn.Linear))
     assert not any(wn.parametrize_is_on(m) for m in base if isinstance(m, nn.Linear))
@@ -112,7 +106,9 @@ def test_train_steps_reduces_the_loss():
     torch.manual_seed(0)
     x = torch.randn(256, 784)
     y = (x[:, 0] > 0).long()
-    losses = wn.train_steps(wn.mnist_mlp(0), x, y, lr=0.05, epochs=3, batch_size=64)
+    losses = wn.train_steps(
+        models.mlp([784, 256, 128, 10], seed=0), x, y, lr=0.05, epochs=3, batch_size=64
+    )
     assert losses.shape == (12,) and losses[-4:].mean() < losses[:4].mean()
 
 
@@ -122,11 +118,6 @@ def test_early_and_final_loss():
     assert wn.final_loss(runs) == pytest.approx(0.5)
     assert wn.early_loss(np.array([[np.nan, 1.0, 1.0, 1.0]]))[0] == np.inf
     assert wn.final_loss(np.array([[1.0, 1.0, 1.0, np.inf]])) == np.inf
-
-
-def test_mnist_helpers(real_data):
-    x, y = wn.mnist_flat(300)
-    assert x.shape == (300, 784) and y.shape == (300,) and 0 <= x.min() and x.max() <= 1
 
 
 def test_lr_sweep_and_slider_figure(real_data):

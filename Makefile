@@ -20,7 +20,7 @@ WORKERS ?= 2
 THREADS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: lab test install-test binder-check browser-test screenshot site site-assets bench rehearsal lint format clean-venv
+.PHONY: lab test test-full test-seeds install-test binder-check browser-test screenshot site site-assets bench rehearsal lint format clean-venv
 
 comma := ,
 version_tuple = ($(subst .,$(comma),$(1)))
@@ -55,6 +55,23 @@ test: $(STAMP)
 	$(BROWSER_TEST)
 
 LINT = $(BIN)/ruff check . && $(BIN)/ruff format --check course_lib tests
+
+# Every notebook through nbval, whole notebooks per worker (never split across workers).
+NOTEBOOK_RUN = $(BIN)/python -m pytest notebooks -n $(WORKERS) --dist loadfile -p no:cacheprovider \
+	--nbval-lax --nbval-current-env --durations=0 --durations-min=1.0
+
+## test-full: every notebook in full mode, the learners' default, on the datasets in the data
+## folder (CI: the samples), one thread per process: every claim must hold there too
+test-full: $(STAMP)
+	COURSE_FAST=0 OMP_NUM_THREADS=1 $(NOTEBOOK_RUN) --nbval-cell-timeout=3600 $(PYTEST_ARGS)
+
+SEEDS ?= 1 2
+## test-seeds: every notebook in fast mode under COURSE_SEED=1 and 2 (make test runs seed 0):
+## every claim must hold for other seeds too
+test-seeds: $(STAMP)
+	@status=0; for seed in $(SEEDS); do echo "== COURSE_SEED=$$seed"; \
+		COURSE_SEED=$$seed COURSE_FAST=1 OMP_NUM_THREADS=$(THREADS) $(NOTEBOOK_RUN) \
+		--nbval-cell-timeout=300 $(PYTEST_ARGS) || status=1; done; exit $$status
 
 ## install-test: install the course as a learner outside a clone would: the wheel (not
 ## editable) into a fresh environment with the lock, notebooks copied by the course

@@ -213,6 +213,16 @@ def seed_from_env() -> int:
     return seed
 
 
+def resolve_seed(seed: int | None = None) -> int:
+    """``seed`` itself, or, when it is None, the seed of the last :func:`setup` (``COURSE_SEED``).
+
+    The course's experiments take ``seed=None`` by default, so that a notebook run
+    under ``COURSE_SEED=2`` draws other data subsets, initial weights and batch
+    orders everywhere, and every claim is checked under other random draws too.
+    """
+    return current().seed if seed is None else int(seed)
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python's ``random``, NumPy's global generator and PyTorch (all devices)."""
     random.seed(seed)

@@ -160,3 +160,12 @@ def test_claim(capsys):
     assert capsys.readouterr().out == "\u2714 one is less than two (1 < 2)\n"
     with pytest.raises(AssertionError, match="Claim not confirmed: wrong .ratio 3.0."):
         cl.claim(False, "wrong", "ratio 3.0")
+
+
+def test_resolve_seed_follows_setup(monkeypatch):
+    monkeypatch.setenv("COURSE_SEED", "2")
+    cl.setup(quiet=True)
+    assert config.resolve_seed() == 2 and config.resolve_seed(None) == 2
+    assert config.resolve_seed(5) == 5 and config.resolve_seed(0) == 0
+    cl.setup(seed=0, quiet=True)
+    assert config.resolve_seed() == 0

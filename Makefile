@@ -20,7 +20,7 @@ WORKERS ?= 2
 THREADS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-full test-seeds install-test binder-check browser-test screenshot site site-assets bench rehearsal lint format clean-venv
+.PHONY: lab test test-full test-seeds mutants claims-spread install-test binder-check browser-test screenshot site site-assets bench rehearsal lint format clean-venv
 
 comma := ,
 version_tuple = ($(subst .,$(comma),$(1)))
@@ -117,6 +117,20 @@ site-assets: tools/site-assets/node_modules/.package-lock.json
 tools/site-assets/node_modules/.package-lock.json: tools/site-assets/package-lock.json
 	cd tools/site-assets && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	@touch $@
+
+## mutants: plant the curated bugs of benchmarks/mutants/*.toml one at a time, run the
+## notebook (fast mode) and its unit tests, and report which caught each; writes
+## benchmarks/mutants.md and the README's table (NOTEBOOKS="06 13" for some only)
+NOTEBOOKS ?=
+mutants: $(STAMP)
+	$(BIN)/python benchmarks/mutants.py $(NOTEBOOKS)
+
+## claims-spread: run the notebooks under COURSE_SEED 0-4 and report, per claim, how often
+## it held and the spread of its value; writes benchmarks/claims_spread.md and the README's
+## table (SPREAD_ARGS="--mode full --threads 1 2 14" for more)
+SPREAD_ARGS ?=
+claims-spread: $(STAMP)
+	$(BIN)/python benchmarks/claims_spread.py $(SPREAD_ARGS) $(NOTEBOOKS)
 
 ## bench: measure notebook times (fast and full mode), CNN, quantisation, pruning and MR
 ## accuracy on this machine; writes benchmarks/results.md and the README's table

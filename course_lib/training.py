@@ -43,6 +43,7 @@ __all__ = [
     "predict",
     "to_numpy",
     "to_tensor",
+    "train_epoch",
 ]
 
 
@@ -263,29 +264,13 @@ def fit(
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc="training", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        model.train()
-        total, loss_sum, correct = 0, 0.0, 0
-        for xb, yb in loader:
-            xb, yb = xb.to(device), yb.to(device)
-            if transform is not None:
-                xb = transform(xb)
-            optimizer.zero_grad()
-            out = model(xb)
-            loss = loss_fn(out, yb)
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            loss_sum += loss.item() * len(yb)
-            total += len(yb)
-            if _is_classification(loss_fn):
-                correct += (out.argmax(1) == yb).sum().item()
+        loss, acc = train_epoch(model, loader, optimizer, loss_fn, device, transform, grad_clip)
         if scheduler is not None:
             scheduler.step()
-        history.loss.append(loss_sum / total)
-        if _is_classification(loss_fn):
-            history.accuracy.append(correct / total)
-        postfix = {"loss": f"{history.loss[-1]:.4f}"}
+        history.loss.append(loss)
+        if acc is not None:
+            history.accuracy.append(acc)
+        postfix = {"loss": f"{loss:.4f}"}
         if val is not None:
             metrics = evaluate(model, val, loss_fn, device=device)
             history.val_loss.append(metrics["loss"])
@@ -299,6 +284,42 @@ def fit(
             break
     history.seconds = time.perf_counter() - start
     return history
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable,
+    device: torch.device,
+    transform: Callable | None = None,
+    grad_clip: float | None = None,
+) -> tuple[float, float | None]:
+    """One pass over ``loader``: the mean training loss and, for classification, accuracy.
+
+    Each batch: ``transform`` (if any) on the inputs, forward, backward, clipping of
+    the global gradient norm to ``grad_clip`` (if given), one optimiser step.
+    """
+    model.train()
+    total, loss_sum, correct = 0, 0.0, 0
+    for xb, yb in loader:
+        xb, yb = xb.to(device), yb.to(device)
+        if transform is not None:
+            xb = transform(xb)
+        optimizer.zero_grad()
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        loss_sum += loss.item() * len(yb)
+        total += len(yb)
+        if _is_classification(loss_fn):
+            correct += (out.argmax(1) == yb).sum().item()
+    if total == 0:
+        raise ValueError("fit() got no training data.")
+    return loss_sum / total, (correct / total if _is_classification(loss_fn) else None)
 
 
 def clone(model: nn.Module) -> nn.Module:

@@ -12,22 +12,6 @@ from course_lib.config import TOPICS
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-EXPECTED = {
-    "01": "01_intro_weights",
-    "02": "02_initialization",
-    "03": "03_gradient_descent",
-    "04": "04_regularization",
-    "05": "05_visualization",
-    "06": "06_pruning",
-    "07": "07_quantization",
-    "08": "08_transfer_learning",
-    "09": "09_siamese_networks",
-    "10": "10_feature_importance",
-    "11": "11_gradient_flow",
-    "12": "12_weight_normalization",
-    "13": "13_cifar10_cnn",
-    "14": "14_rnn_sentiment",
-}
 
 
 def _load(path: Path) -> dict:
@@ -43,19 +27,14 @@ def _ids(paths):
     return pytest.mark.parametrize("path", paths, ids=[p.stem for p in paths])
 
 
-def test_notebooks_are_named_in_teaching_order():
-    assert NOTEBOOKS, "no notebooks found"
+def test_one_notebook_per_topic_in_teaching_order():
+    """Notebook NN has its topic module, its exercises and its test file (config.TOPICS)."""
+    assert [p.name[:2] for p in NOTEBOOKS] == list(TOPICS), "one notebook per topic, in order"
     for path in NOTEBOOKS:
-        number = path.name[:2]
-        assert number in EXPECTED and path.stem == EXPECTED[number], (
-            f"unexpected notebook {path.name}"
-        )
-        assert (REPO / "course_lib" / f"{TOPICS[number]}.py").is_file(), (
-            f"{path.name} has no topic module"
-        )
-        assert (REPO / "tests" / f"test_{TOPICS[number]}.py").is_file(), (
-            f"{path.name} has no test file"
-        )
+        topic = TOPICS[path.name[:2]]
+        for companion in (f"course_lib/{topic}.py", f"course_lib/exercises/{topic}.py",
+                          f"tests/test_{topic}.py"):  # fmt: skip
+            assert (REPO / companion).is_file(), f"{path.name} has no {companion}"
 
 
 @_ids(NOTEBOOKS)
@@ -113,7 +92,7 @@ def test_readme_course_map_and_times_cover_every_notebook():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     course_map = readme.split("## Course map", 1)[1].split("\n## ", 1)[0]
     times = readme.split("<!-- times -->", 1)[1].split("<!-- /times -->", 1)[0]
-    for number, stem in EXPECTED.items():
+    for number, stem in ((p.name[:2], p.stem) for p in NOTEBOOKS):
         assert f"](notebooks/{stem}.ipynb)" in course_map, (
             f"README course map lacks a link to {stem}"
         )
@@ -122,7 +101,7 @@ def test_readme_course_map_and_times_cover_every_notebook():
         )
     assert "in progress" not in course_map
     guide = (REPO / "docs" / "instructor.md").read_text(encoding="utf-8")
-    for number in EXPECTED:
+    for number in TOPICS:
         assert f"\n| {number} |" in guide, (
             f"docs/instructor.md's time table lacks notebook {number}"
         )

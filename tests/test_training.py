@@ -82,6 +82,24 @@ def test_fit_regression_with_custom_optimizer_and_clipping():
     assert training.evaluate(model, (x, y), nn.MSELoss()).keys() == {"loss"}
 
 
+def test_grad_clip_bounds_every_step():
+    """With clipping, one SGD step moves the weights by at most lr * grad_clip."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 5) * 100  # huge inputs: huge gradients
+    y = torch.randn(64, 1) * 100
+    moves = {}
+    for clip in (None, 0.5):
+        model = nn.Linear(5, 1)
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        training.fit(model, (x, y), epochs=1, optimizer=opt, loss_fn=nn.MSELoss(),
+                     batch_size=64, grad_clip=clip, progress=False, device="cpu")  # fmt: skip
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        moves[clip] = (after - before).norm().item()
+    assert moves[0.5] == pytest.approx(0.1 * 0.5, rel=1e-3)  # clipped to norm 0.5 exactly
+    assert moves[None] > 100 * moves[0.5]
+
+
 def test_fit_applies_transform_and_scheduler():
     x, y = _blobs(40)
     seen = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib import data
+from course_lib import data, training
 from course_lib.cifar10_cnn import tutorial_baseline
 from course_lib.vision import RECIPE, SmallResNet, accuracy, channel_stats, train
 
@@ -44,37 +44,10 @@ def benchmark(
     epochs instead), and adds ``baseline_accuracy`` (its best epoch),
     ``baseline_epochs`` (epochs run) and ``baseline_seconds``.
     """
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with training.num_threads(threads):
         train_set = data.load_cifar10("train", n=n_train, data_dir=data_dir, seed=seed)
         test_set = data.load_cifar10("test", data_dir=data_dir)
-        mean, std = channel_stats(train_set.x)
-        torch.manual_seed(seed)
-        model = SmallResNet(width, mean, std)
-        run = train(
-            model,
-            train_set,
-            epochs=epochs,
-            val=test_set if per_epoch else None,
-            progress=progress,
-            seed=seed,
-        )
-        result = {
-            "accuracy": accuracy(model, test_set, tta=True),
-            "accuracy_no_tta": accuracy(model, test_set, tta=False),
-            "train_seconds": run.seconds,
-            "cpu_seconds": run.cpu_seconds,
-            "images_per_second": run.images_per_second,
-            "epochs": epochs,
-            "n_train": len(train_set),
-            "n_test": len(test_set),
-            "threads": torch.get_num_threads(),
-            "params": sum(p.numel() for p in model.parameters()),
-        }
-        if per_epoch:
-            result["val_accuracy"] = list(run.history.val_accuracy)
+        result = _course_cnn(train_set, test_set, epochs, width, per_epoch, progress, seed)
         if baseline:
             _, history = tutorial_baseline(
                 train_set,
@@ -82,11 +55,33 @@ def benchmark(
                 epochs=baseline_epochs or 1000,
                 seed=seed,
                 progress=progress,
-                time_limit=None if baseline_epochs else run.seconds,
+                time_limit=None if baseline_epochs else result["train_seconds"],
             )
             result["baseline_accuracy"] = max(history.val_accuracy)
             result["baseline_epochs"] = history.epochs
             result["baseline_seconds"] = history.seconds
         return result
-    finally:
-        torch.set_num_threads(old_threads)
+
+
+def _course_cnn(train_set, test_set, epochs, width, per_epoch, progress, seed) -> dict:
+    """Train and time the course's CNN; its accuracies and timings."""
+    mean, std = channel_stats(train_set.x)
+    torch.manual_seed(seed)
+    model = SmallResNet(width, mean, std)
+    val = test_set if per_epoch else None
+    run = train(model, train_set, epochs=epochs, val=val, progress=progress, seed=seed)
+    result = {
+        "accuracy": accuracy(model, test_set, tta=True),
+        "accuracy_no_tta": accuracy(model, test_set, tta=False),
+        "train_seconds": run.seconds,
+        "cpu_seconds": run.cpu_seconds,
+        "images_per_second": run.images_per_second,
+        "epochs": epochs,
+        "n_train": len(train_set),
+        "n_test": len(test_set),
+        "threads": torch.get_num_threads(),
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+    if per_epoch:
+        result["val_accuracy"] = list(run.history.val_accuracy)
+    return result

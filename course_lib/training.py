@@ -267,23 +267,28 @@ def fit(
         loss, acc = train_epoch(model, loader, optimizer, loss_fn, device, transform, grad_clip)
         if scheduler is not None:
             scheduler.step()
-        history.loss.append(loss)
-        if acc is not None:
-            history.accuracy.append(acc)
-        postfix = {"loss": f"{loss:.4f}"}
-        if val is not None:
-            metrics = evaluate(model, val, loss_fn, device=device)
-            history.val_loss.append(metrics["loss"])
-            if "accuracy" in metrics:
-                history.val_accuracy.append(metrics["accuracy"])
-                postfix["val_acc"] = f"{metrics['accuracy']:.3f}"
-        bar.set_postfix(postfix)
+        bar.set_postfix(_record_epoch(history, loss, acc, model, val, loss_fn, device))
         for cb in callbacks:
             cb(epoch, model, history)
         if time_limit is not None and time.perf_counter() - start >= time_limit:
             break
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _record_epoch(history: History, loss, acc, model, val, loss_fn, device) -> dict[str, str]:
+    """Append one epoch's metrics (and the validation ones) to ``history``; the progress text."""
+    history.loss.append(loss)
+    if acc is not None:
+        history.accuracy.append(acc)
+    postfix = {"loss": f"{loss:.4f}"}
+    if val is not None:
+        metrics = evaluate(model, val, loss_fn, device=device)
+        history.val_loss.append(metrics["loss"])
+        if "accuracy" in metrics:
+            history.val_accuracy.append(metrics["accuracy"])
+            postfix["val_acc"] = f"{metrics['accuracy']:.3f}"
+    return postfix
 
 
 def train_epoch(

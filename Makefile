@@ -20,7 +20,7 @@ WORKERS ?= 2
 THREADS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: lab test test-full test-seeds mutants claims-spread install-test binder-check browser-test screenshot site site-assets bench rehearsal lint format clean-venv
+.PHONY: lab test test-full test-seeds hub-test mutants claims-spread install-test binder-check browser-test screenshot site site-assets bench rehearsal lint format clean-venv
 
 comma := ,
 version_tuple = ($(subst .,$(comma),$(1)))
@@ -49,7 +49,7 @@ lab: $(STAMP)
 ## the site check), then every notebook in a real browser (browser-test)
 test: $(STAMP)
 	COURSE_FAST=1 OMP_NUM_THREADS=$(THREADS) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile \
-		-m "not browser and not install" --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
+		-m "not browser and not install and not hub" --nbval-lax --nbval-current-env --nbval-cell-timeout=300 \
 		--durations=0 --durations-min=1.0 $(PYTEST_ARGS)
 	$(LINT)
 	$(BROWSER_TEST)
@@ -142,6 +142,11 @@ PROXY_STAMP := benchmarks/hub/node_modules/.installed
 $(PROXY_STAMP): benchmarks/hub/package.json benchmarks/hub/package-lock.json
 	npm ci --prefix benchmarks/hub --no-audit --no-fund
 	@touch $(PROXY_STAMP)
+
+## hub-test: the workshop rehearsal with 2 learners on a real local JupyterHub (CI runs it)
+hub-test: $(STAMP) $(PROXY_STAMP)
+	COURSE_FAST=1 $(BIN)/python -m pytest tests/test_rehearsal.py -m hub -p no:cacheprovider \
+		--durations=0 --durations-min=1.0
 
 LEARNERS ?= 10
 REHEARSAL_ARGS ?=

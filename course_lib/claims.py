@@ -21,9 +21,7 @@ __all__ = ["checked", "claim", "clear"]
 _CHECKED: list[dict] = []
 
 
-def claim(
-    condition, statement: str, evidence: str = "", *, value=None, bound: str = ""
-) -> None:
+def claim(condition, statement: str, evidence: str = "", *, value=None, bound: str = "") -> None:
     """Assert ``condition``; print the verified ``statement`` or fail with it.
 
     ``value`` (a number) and ``bound`` (text such as ``"> 0.93"``) are the measured

@@ -6,7 +6,9 @@
   an offline venue or a shared read-only folder;
 * ``doctor``: what is right and what to fix in this set-up (:mod:`course_lib.doctor`);
 * ``progress``: the learner's exercises as done, tried or not yet
-  (:mod:`course_lib.exercise_progress`).
+  (:mod:`course_lib.exercise_progress`);
+* ``link --hub URL --repo URL``: the nbgitpuller link that clones the course for each
+  learner of a JupyterHub (:mod:`course_lib.workshop`).
 
 A command is a function that takes the parsed arguments and returns the exit
 status, registered with :func:`command` together with the function that adds
@@ -331,4 +333,32 @@ def run_progress(args: argparse.Namespace) -> int:
     if args.cache_dir is not None:
         os.environ["COURSE_CACHE_DIR"] = str(args.cache_dir)
     exercise_progress.show()
+    return 0
+
+
+# --------------------------------------------------------------------------- link
+
+
+def _link_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hub", required=True, help="the hub's address, e.g. https://hub.example.org"
+    )
+    parser.add_argument("--repo", required=True, help="the course's git repository URL")
+    parser.add_argument("--branch", default="main", help="the branch learners get (default main)")
+    parser.add_argument(
+        "--path", default="notebooks", help="folder or notebook to open (default notebooks)"
+    )
+    parser.add_argument("--app", choices=["lab", "classic"], default="lab")
+
+
+@command(
+    "link", "print the nbgitpuller link that gives each learner the notebooks", _link_arguments
+)
+def run_link(args: argparse.Namespace) -> int:
+    from .workshop import nbgitpuller_link
+
+    try:
+        print(nbgitpuller_link(args.hub, args.repo, args.branch, args.path, args.app))
+    except ValueError as exc:
+        raise CommandError(f"{exc}. Check --hub, --repo, --branch and --path.") from exc
     return 0

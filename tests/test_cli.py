@@ -21,7 +21,7 @@ NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
 
 
 def test_every_command_is_registered_and_listed_in_help(capsys):
-    assert list(cli.COMMANDS) == ["notebooks", "data", "doctor", "progress"]
+    assert list(cli.COMMANDS) == ["notebooks", "data", "doctor", "progress", "link"]
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--help"])
     assert exit_.value.code == 0
@@ -218,3 +218,17 @@ def test_doctor_command_prints_the_report_and_fails_on_a_problem(monkeypatch, ca
     monkeypatch.setattr(doctor, "check_tls", lambda: doctor.Check(doctor.FAIL, "no TLS", "fix"))
     assert cli.main(["doctor"]) == 1
     assert "\u2718 no TLS\n    fix: fix" in capsys.readouterr().out
+
+
+def test_link_prints_the_nbgitpuller_link_and_refuses_bad_input(capsys):
+    from course_lib.workshop import nbgitpuller_link
+
+    args = ["--hub", "https://hub.example.org", "--repo", "https://github.com/me/weights-course"]
+    assert cli.main(["link", *args]) == 0
+    link = capsys.readouterr().out.strip()
+    assert link == nbgitpuller_link(
+        "https://hub.example.org", "https://github.com/me/weights-course"
+    )
+    assert link.startswith("https://hub.example.org/hub/user-redirect/git-pull?repo=")
+    assert cli.main(["link", "--hub", "not a url", "--repo", "https://github.com/me/x"]) != 0
+    assert "Check --hub" in capsys.readouterr().err

@@ -4,13 +4,16 @@ The pipeline itself (data, normalisation, augmentation, :class:`SmallResNet`, th
 training recipe, evaluation with test-time flips) lives in :mod:`course_lib.vision`,
 because notebook 05 trains the same network. Here, in the order of the notebook:
 
+* normalisation: :func:`per_image_std` (where the widely copied constants come from);
+* the augmentation demo: :func:`augmentation_figure`;
 * the baseline: :class:`TutorialNet` (the CNN of PyTorch's tutorial) and
   :func:`tutorial_baseline` (its own recipe);
+* the weights of every layer: :func:`layer_table`, :func:`format_table`;
+* what augmentation and label smoothing do: :func:`ablation` (a small run of two variants);
 * evaluation: :func:`confusion_matrix`, :func:`confusion_figure`,
   :func:`misclassified`, :func:`confidence_figure`;
-* the weights of every layer: :func:`layer_table`, :func:`weight_stats`,
-  :func:`layer_weights_figure`, :func:`format_table`;
-* the augmentation demo: :func:`augmentation_figure`.
+* the weights before and after training: :func:`weight_stats`,
+  :func:`gradient_weight_cosines`, :func:`layer_weights_figure`.
 """
 
 from __future__ import annotations
@@ -23,21 +26,42 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import training, vision, viz
+from . import config, training, vision, viz
 
 __all__ = [
     "TutorialNet",
+    "ablation",
     "augmentation_figure",
     "confidence_figure",
     "confusion_figure",
     "confusion_matrix",
     "format_table",
+    "gradient_weight_cosines",
     "layer_table",
     "layer_weights_figure",
     "misclassified",
+    "per_image_std",
     "tutorial_baseline",
     "weight_stats",
 ]
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def per_image_std(images, chunk: int = 5000) -> np.ndarray:
+    """The standard deviation of each image's pixels, per channel, averaged over the images (0..1 scale).
+
+    Unlike the per-pixel standard deviation of the whole set
+    (:func:`course_lib.vision.channel_stats`), it leaves out how much the
+    images' own means differ, so it is smaller. Computed ``chunk`` images at a time.
+    """
+    x = np.asarray(images)
+    total = np.zeros(x.shape[1])
+    for start in range(0, len(x), chunk):
+        part = x[start : start + chunk].astype(np.float64) / 255.0
+        total += part.std(axis=(2, 3)).sum(axis=0)
+    return total / len(x)
+
 
 # --------------------------------------------------------------------------- the baseline
 
@@ -178,6 +202,30 @@ def layer_table(model: nn.Module, input_shape: Sequence[int] | None = (1, 3, 32,
     return rows
 
 
+def gradient_weight_cosines(model: nn.Module, x, y) -> dict[str, float]:
+    """Cosine between each convolution or linear weight and its gradient, on one batch in training mode.
+
+    A weight followed by batch normalisation (in training mode, with the batch's
+    statistics) can be rescaled without changing the output, so its gradient is
+    orthogonal to it: cosine 0 up to batch norm's ``eps``. ``x`` and ``y`` are a
+    batch of images and labels; the loss is cross-entropy. The gradients are cleared afterwards.
+    """
+    was_training = model.training
+    model.train()
+    model.zero_grad()
+    nn.functional.cross_entropy(model(training.to_tensor(x)), training.to_tensor(y)).backward()
+    cosines = {
+        f"{name}.weight": F.cosine_similarity(
+            m.weight.flatten(), m.weight.grad.flatten(), dim=0
+        ).item()
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d | nn.Linear)
+    }
+    model.zero_grad()
+    model.train(was_training)
+    return cosines
+
+
 def weight_stats(weights: Mapping[str, torch.Tensor] | nn.Module) -> dict[str, dict[str, float]]:
     """Mean, standard deviation, mean absolute value, max |w| and L2 norm of every tensor.
 
@@ -254,6 +302,41 @@ def layer_weights_figure(
     return fig
 
 
+def ablation(
+    train_set, test_set, n: int = 256, epochs: int = 16, seed: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Train :class:`~course_lib.vision.SmallResNet` on ``n`` training images with and without augmentation.
+
+    Both runs use :func:`course_lib.vision.train` (label smoothing included) with
+    batches of 32 and a peak learning rate of 0.1, for ``epochs`` epochs. Returns,
+    for ``"augmented"`` and ``"plain"`` (no flips, no shifts): ``train`` and ``test``
+    accuracy (one pass, no test-time flips), their difference ``gap``, and the
+    top-class probability on the training images: mean ``confidence`` and the share
+    ``over_95`` above 0.95.
+    """
+    seed = config.resolve_seed(seed)
+    subset = train_set.subset(n, seed=seed)
+    mean, std = vision.channel_stats(subset.x)
+    out = {}
+    for name, shift, flip in (("augmented", vision.RECIPE["padding"], 0.5), ("plain", 0, 0.0)):
+        torch.manual_seed(seed)
+        model = vision.SmallResNet(16, mean, std)
+        vision.train(model, subset, epochs, batch_size=32, lr=0.1, padding=shift, flip=flip,
+                     progress=False, seed=seed)  # fmt: skip
+        probs = vision.predict_proba(model, subset.x, tta=False)
+        train_acc = (probs.argmax(1).numpy() == subset.y).mean()
+        test_acc = vision.accuracy(model, test_set, tta=False)
+        confidence = probs.max(1).values
+        out[name] = {
+            "train": float(train_acc),
+            "test": test_acc,
+            "gap": float(train_acc - test_acc),
+            "confidence": confidence.mean().item(),
+            "over_95": (confidence > 0.95).float().mean().item(),
+        }
+    return out
+
+
 def confidence_figure(probs, y, threshold: float = 0.5) -> Figure:
     """Accuracy and coverage when only predictions with confidence >= ``threshold`` count.
 
@@ -290,9 +373,9 @@ def tutorial_baseline(
     epochs: int = 10,
     batch_size: int = 4,
     lr: float = 1e-3,
-    seed: int = 0,
     progress: bool = True,
     time_limit: float | None = None,
+    seed: int | None = None,
 ) -> tuple[TutorialNet, training.History]:
     """Train :class:`TutorialNet` with the tutorial's own recipe; returns it and its history.
 
@@ -308,6 +391,7 @@ def tutorial_baseline(
     nothing from more threads, and waiting for each other costs them dearly
     when other programs share the CPU.
     """
+    seed = config.resolve_seed(seed)
     torch.manual_seed(seed)
     model = TutorialNet()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)

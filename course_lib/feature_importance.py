@@ -7,11 +7,14 @@ effects we know, then on real data:
   per *unit* of feature ``j``, so they depend on the units;
 * **standardised coefficients** ``w_j * std(x_j)``: the change per standard
   deviation, unit-free;
-* **permutation importance** (Breiman 2001): how much the test score drops when
-  column ``j`` is shuffled, breaking its link to the target
-  (``sklearn.inspection.permutation_importance``);
+* **permutation importance**: how much the test score drops when column ``j``
+  is shuffled (Breiman 2001 did it on a random forest's out-of-bag examples;
+  the model-agnostic version on held-out data is Fisher, Rudin and Dominici's
+  *model reliance*, ``sklearn.inspection.permutation_importance``), and
+  :func:`grouped_permutation_importance`, which shuffles correlated columns together;
 * **gradient x input**: ``(x_j - baseline_j) * df/dx_j`` per example, from
-  autograd; for a linear model it is ``w_j * (x_j - baseline_j)``.
+  autograd; for a linear model it is ``w_j * (x_j - baseline_j)``, which
+  :func:`integrated_gradients` also gives (for a nonlinear model they differ).
 
 Two pitfalls are built into the synthetic data: features measured in different
 units (the *scale* pitfall of raw weights) and near-duplicate features (the
@@ -19,7 +22,8 @@ units (the *scale* pitfall of raw weights) and near-duplicate features (the
 and each copy's permutation importance collapses).
 
 Importance scores here are *larger = more important*: absolute values for
-coefficients and mean absolute values for gradient x input.
+coefficients and mean absolute values for gradient x input. Every random draw
+follows the course seed (``COURSE_SEED``) unless a ``seed`` is given.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import viz
-from .data import load_sklearn
+from . import config, viz
+from .data import load_sklearn, standardize_columns
 
 __all__ = [
     "SCALE_FEATURES",
@@ -41,8 +45,11 @@ __all__ = [
     "correlated_experiment",
     "correlation_figure",
     "diabetes_importances",
+    "fit_mlp",
     "gradient_x_input",
+    "grouped_permutation_importance",
     "importance_table",
+    "integrated_gradients",
     "linear_to_torch",
     "make_correlated_data",
     "make_scale_data",
@@ -51,6 +58,7 @@ __all__ = [
     "ranking",
     "ranking_figure",
     "scale_figure",
+    "scale_split",
     "spearman",
     "standardized_coefficients",
 ]
@@ -92,6 +100,24 @@ def gradient_x_input(model: nn.Module, X, baseline=None) -> np.ndarray:
     return ((x.detach() - ref) * grad).cpu().numpy()
 
 
+def integrated_gradients(model: nn.Module, X, baseline, steps: int = 64) -> np.ndarray:
+    """Integrated Gradients (Sundararajan et al. 2017) from ``baseline`` to each row of ``X``.
+
+    ``(x - baseline) * mean of df/dx along the straight path from baseline to x``,
+    the mean taken at the midpoints of ``steps`` equal segments. The attributions
+    of an example add up to ``f(x) - f(baseline)`` (completeness). For a linear
+    model the gradient is the same everywhere, so this equals gradient x input
+    measured from the same baseline. Returns an ``(n, p)`` array.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    base = np.broadcast_to(np.asarray(baseline, dtype=np.float64), X.shape).copy()
+    total = np.zeros_like(X)
+    for alpha in (np.arange(steps) + 0.5) / steps:  # midpoints: alpha > 0
+        # at base + alpha (x - base), gradient x input from the baseline is alpha (x - base) df/dx
+        total += gradient_x_input(model, base + alpha * (X - base), baseline=base) / alpha
+    return total / steps
+
+
 def linear_to_torch(coef, intercept: float = 0.0) -> nn.Linear:
     """An ``nn.Linear(p, 1)`` (float64) holding a fitted linear model's weights."""
     coef = np.asarray(coef, dtype=np.float64).ravel()
@@ -123,7 +149,7 @@ def mlp_to_torch(mlp) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def permutation_scores(model, X, y, n_repeats: int = 20, seed: int = 0) -> dict:
+def permutation_scores(model, X, y, n_repeats: int = 20, seed: int | None = None) -> dict:
     """``sklearn.inspection.permutation_importance`` with the model's own score (R^2 here).
 
     Returns ``mean`` and ``std`` over the ``n_repeats`` shuffles, one per
@@ -131,6 +157,7 @@ def permutation_scores(model, X, y, n_repeats: int = 20, seed: int = 0) -> dict:
     """
     from sklearn.inspection import permutation_importance
 
+    seed = config.resolve_seed(seed)
     result = permutation_importance(model, X, y, n_repeats=n_repeats, random_state=seed)
     return {"mean": result.importances_mean, "std": result.importances_std}
 
@@ -147,7 +174,9 @@ def spearman(a, b) -> float:
     return float(spearmanr(np.asarray(a), np.asarray(b)).statistic)
 
 
-def importance_table(model, X_train, X_test, y_test, n_repeats: int = 20, seed: int = 0) -> dict:
+def importance_table(
+    model, X_train, X_test, y_test, n_repeats: int = 20, seed: int | None = None
+) -> dict:
     """The four importance scores of a fitted linear scikit-learn model, one array each.
 
     * ``raw``: ``|coef|``;
@@ -249,12 +278,18 @@ def make_scale_data(n: int = 1000, noise: float = 1.0, seed: int = 0, mass_std=N
     }
 
 
-@lru_cache(maxsize=1)
-def _scale_test_set():
-    return make_scale_data(n=2000, seed=1)
+@lru_cache(maxsize=4)
+def scale_split(seed: int | None = None) -> tuple[dict, dict]:
+    """The notebook's training (1,000) and test (2,000) sets of :func:`make_scale_data`.
+
+    Drawn with seeds ``2 * seed`` and ``2 * seed + 1`` (``seed``: the course
+    seed by default), so that the two sets never share a draw.
+    """
+    seed = config.resolve_seed(seed)
+    return make_scale_data(n=1000, seed=2 * seed), make_scale_data(n=2000, seed=2 * seed + 1)
 
 
-def scale_figure(mass_unit: float = 1.0) -> Figure:
+def scale_figure(mass_unit: float = 1.0, seed: int | None = None) -> Figure:
     """Slider figure: measure the *mass* feature in a different unit and refit.
 
     ``mass_unit`` is the size of the unit in grams (1 = grams, 1000 =
@@ -265,8 +300,7 @@ def scale_figure(mass_unit: float = 1.0) -> Figure:
     """
     from sklearn.linear_model import LinearRegression
 
-    data = make_scale_data(n=1000, seed=0)
-    test = _scale_test_set()
+    data, test = scale_split(config.resolve_seed(seed))
     X, X_test = data["X"].copy(), test["X"].copy()
     X[:, 0] /= mass_unit
     X_test[:, 0] /= mass_unit
@@ -276,7 +310,7 @@ def scale_figure(mass_unit: float = 1.0) -> Figure:
     table = {
         "raw": np.abs(model.coef_),
         "standardized": np.abs(standardized_coefficients(model.coef_, X)),
-        "permutation": permutation_scores(model, X_test, test["y"], n_repeats=5)["mean"],
+        "permutation": permutation_scores(model, X_test, test["y"], n_repeats=5, seed=0)["mean"],
     }
     rank = {k: int(np.where(ranking(v) == 0)[0][0]) + 1 for k, v in table.items()}
     unit = _unit_name(mass_unit)
@@ -312,8 +346,8 @@ def make_correlated_data(
     It is observed through two measurements ``x1`` and ``x2`` (say two sensors)
     with correlation ``rho``: ``x_i = sqrt(rho) z + sqrt(1 - rho) e_i``, unit
     variance each. ``x3`` is independent. With ``with_copy=False`` only ``x1``
-    and ``x3`` are kept. Returns ``X``, ``y``, ``names`` and ``true_effect``
-    (the effect of ``z`` and of ``x3``).
+    and ``x3`` are kept (the same draws). Returns ``X``, ``y``, ``names`` and
+    ``true_effect`` (the effect of ``z`` and of ``x3``).
     """
     if not 0.0 < rho < 1.0:
         raise ValueError(f"rho must lie in (0, 1), got {rho}")
@@ -332,7 +366,9 @@ def make_correlated_data(
 def bootstrap_coefficients(X, y, n_boot: int = 100, seed: int = 0, alpha: float = 0.0):
     """Least-squares (``alpha=0``) or ridge coefficients refitted on ``n_boot`` bootstrap resamples.
 
-    The spread of a coefficient over resamples shows how much the data pins it
+    Each resample draws ``n`` rows with replacement; the fit centres it and
+    solves ``(X'X + alpha I) w = X'y`` (scikit-learn's ``Ridge(alpha)``). The
+    spread of a coefficient over resamples shows how much the data pins it
     down. Returns an ``(n_boot, p)`` array.
     """
     X = np.asarray(X, dtype=np.float64)
@@ -348,8 +384,37 @@ def bootstrap_coefficients(X, y, n_boot: int = 100, seed: int = 0, alpha: float 
     return out
 
 
+def grouped_permutation_importance(
+    model, X, y, groups: dict, n_repeats: int = 20, seed: int = 0
+) -> dict:
+    """Drop in the model's score when the columns of a group are shuffled *together*.
+
+    ``groups`` maps a name to a list of column indices; one permutation of the
+    rows is applied to all of them, so their joint distribution (and their
+    correlation) is kept while their link to the target is broken. Returns
+    ``{name: mean drop}``. A group of one column is plain permutation importance.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    base = model.score(X, y)
+    out = {}
+    for name, cols in groups.items():
+        drops = []
+        for _ in range(n_repeats):
+            X_perm = X.copy()
+            X_perm[:, cols] = X[rng.permutation(len(X))][:, cols]
+            drops.append(base - model.score(X_perm, y))
+        out[name] = float(np.mean(drops))
+    return out
+
+
 def correlated_experiment(
-    rho: float = 0.99, n: int = 500, n_boot: int = 100, n_repeats: int = 20, seed: int = 0
+    rho: float = 0.99,
+    n: int = 500,
+    n_boot: int = 100,
+    n_repeats: int = 20,
+    seed: int | None = None,
+    ridge_alpha: float = 10.0,
 ) -> dict:
     """The correlation pitfall in numbers, with and without the second measurement ``x2``.
 
@@ -358,10 +423,12 @@ def correlated_experiment(
     resamples of the training set. Returns, for ``"alone"`` (``x1``, ``x3``)
     and ``"with_copy"`` (``x1``, ``x2``, ``x3``): ``coef``, ``perm`` (mean
     importances), ``boot`` (bootstrap coefficients), ``r2`` (test R^2) and
-    ``names``; also ``ridge_coef`` (ridge, alpha=10, with the copy).
+    ``names``. With the copy also ``grouped`` (``x1`` and ``x2`` shuffled
+    together), ``ridge_coef`` and ``ridge_boot`` (ridge, ``ridge_alpha``).
     """
     from sklearn.linear_model import LinearRegression, Ridge
 
+    seed = config.resolve_seed(seed)
     out: dict = {"rho": rho}
     for key, with_copy in (("alone", False), ("with_copy", True)):
         data = make_correlated_data(rho, n=2 * n, seed=seed, with_copy=with_copy)
@@ -375,45 +442,47 @@ def correlated_experiment(
             "names": data["names"],
         }
         if with_copy:
-            out["ridge_coef"] = Ridge(alpha=10.0).fit(X_tr, y_tr).coef_
+            groups = {"x1 + x2": [0, 1]}
+            out[key]["grouped"] = grouped_permutation_importance(
+                model, X_te, y_te, groups, n_repeats, seed
+            )["x1 + x2"]
+            out["ridge_coef"] = Ridge(alpha=ridge_alpha).fit(X_tr, y_tr).coef_
+            out["ridge_boot"] = bootstrap_coefficients(X_tr, y_tr, n_boot, seed, ridge_alpha)
     return out
 
 
-def correlation_figure(rho: float = 0.99) -> Figure:
+def correlation_figure(rho: float = 0.99, seed: int | None = None) -> Figure:
     """Slider figure: what a second measurement of the same quantity does to importances.
 
     Left: least-squares coefficients of ``x1`` and ``x2`` over 60 bootstrap
-    resamples: as ``rho`` grows they spread along a line of constant sum (the
-    data pin down ``w1 + w2``, not the split). Right: permutation importance
-    of ``x1``, ``x2`` and ``x3`` with both measurements, next to ``x1``'s
-    importance when it is the only measurement. The title gives the share of
-    ``x1``'s importance that is left and whether ``x3`` (effect 1.5) now
-    outranks the measurements of ``z`` (effect 2).
+    resamples (dots) and on the sample itself (the star): as ``rho`` grows they
+    spread along the line of constant sum (the data pin down ``w1 + w2``, not
+    the split). Right: permutation importance of ``x1``, ``x2`` and ``x3``
+    with both measurements, and of ``x1`` and of the pair shuffled together.
+    The title gives the fitted split and the bootstrap spread of ``w1``.
     """
-    res = correlated_experiment(rho, n=500, n_boot=60, n_repeats=5)
+    res = correlated_experiment(rho, n=500, n_boot=60, n_repeats=5, seed=seed)
     alone, dup = res["alone"], res["with_copy"]
+    w1, w2 = dup["coef"][:2]
     fig, axes = viz.figure(1, 2, size=(11.0, 4.2))
     ax = axes[0, 0]
-    total = dup["coef"][0] + dup["coef"][1]
     ax.scatter(dup["boot"][:, 0], dup["boot"][:, 1], s=12, alpha=0.7, label="bootstrap refits")
-    ax.plot([-2, 4], [total + 2, total - 4], "k--", lw=1, label=f"w1 + w2 = {total:.2f}")
-    ax.set_xlim(-1.5, 3.5)
-    ax.set_ylim(-1.5, 3.5)
-    ax.set_aspect("equal")
+    ax.plot([w1], [w2], "r*", ms=14, label=f"this sample: {w1:.2f} / {w2:.2f}")
+    ax.plot([-2, 4], [w1 + w2 + 2, w1 + w2 - 4], "k--", lw=1, label=f"w1 + w2 = {w1 + w2:.2f}")
+    ax.set(xlim=(-1.5, 3.5), ylim=(-1.5, 3.5), aspect="equal")
     ax.set_xlabel("coefficient of x1")
     ax.set_ylabel("coefficient of x2 (copy)")
     ax.legend(fontsize=8, loc="upper right")
     ax = axes[0, 1]
-    labels = ["x1 alone", "x1", "x2 (copy)", "x3"]
-    values = [alone["perm"][0], *dup["perm"]]
-    ax.bar(labels, values, color=["tab:grey", "tab:blue", "tab:blue", "tab:green"])
+    labels = ["x1 alone", "x1", "x2 (copy)", "x1 + x2\ntogether", "x3"]
+    values = [alone["perm"][0], dup["perm"][0], dup["perm"][1], dup["grouped"], dup["perm"][2]]
+    ax.bar(labels, values, color=["tab:grey", "tab:blue", "tab:blue", "tab:purple", "tab:green"])
     ax.set_ylabel("permutation importance (drop in R\u00b2)")
     ax.set_ylim(0, max(1.0, max(values) * 1.1))
-    share = dup["perm"][0] / alone["perm"][0]
-    outranks = dup["perm"][2] > dup["perm"][0]
     fig.suptitle(
-        f"rho={rho:.3g}: x1 keeps {share:.0%} of its permutation importance; "
-        f"x3 (effect 1.5) {'outranks' if outranks else 'does not outrank'} x1 (measures z, effect 2)",
+        f"rho={rho:.3g}: least squares splits {w1:.2f} / {w2:.2f} (bootstrap std of w1 "
+        f"{dup['boot'][:, 0].std():.2f}); x1 keeps {dup['perm'][0] / alone['perm'][0]:.0%} of "
+        f"its importance, x1 + x2 together {dup['grouped'] / alone['perm'][0]:.0%}",
         fontsize=10,
     )
     fig.tight_layout()
@@ -424,63 +493,64 @@ def correlation_figure(rho: float = 0.99) -> Figure:
 
 
 def diabetes_importances(
-    train_size: int = 300, seed: int = 0, n_repeats: int = 20, mlp_alpha: float = 30.0
+    train_size: int = 300, seed: int | None = None, n_repeats: int = 20, mlp_alpha: float = 30.0
 ) -> dict:
     """Feature importances on the diabetes data (442 patients, 10 features in raw units).
 
     * A least-squares model on the raw features: :func:`importance_table`.
     * The same data standardised, bootstrap coefficients (200 resamples) and
       each feature's R^2 on its own (squared correlation with the target).
-    * A small MLP (32 ReLU units, L2 penalty ``mlp_alpha``, L-BFGS) on the
-      standardised features, copied into PyTorch for gradient x input, and its
-      permutation importance.
+    * A small MLP (:func:`fit_mlp`) on the standardised features, copied into
+      PyTorch for gradient x input, and its permutation importance.
 
-    Returns a dict with ``names``, ``linear`` (the table), ``linear_r2``,
-    ``coef_std`` (signed standardised coefficients of the linear model),
-    ``boot`` (standardised bootstrap coefficients), ``single_r2``, ``mlp``
-    (``grad_x_input``, ``permutation``), ``mlp_r2`` and ``copy_error`` (largest
-    difference between the MLP's and its PyTorch copy's predictions).
+    The split, the resamples, the shuffles and the network's initial weights
+    follow ``seed`` (the course seed by default). Returns a dict with ``names``,
+    ``linear`` (the table), ``linear_r2``, ``coef_std`` (signed standardised
+    coefficients), ``boot``, ``single_r2``, ``mlp`` (``grad_x_input``,
+    ``permutation``), ``mlp_r2``, ``net`` (the PyTorch copy), ``S_test`` (the
+    standardised test features) and ``copy_error`` (largest difference between
+    the network's and its copy's predictions).
     """
     from sklearn.linear_model import LinearRegression
     from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPRegressor
 
+    seed = config.resolve_seed(seed)
     data = load_sklearn("diabetes", scaled=False)
     X_tr, X_te, y_tr, y_te = train_test_split(
         data.x, data.y, train_size=train_size, random_state=seed
     )
     linear = LinearRegression().fit(X_tr, y_tr)
     table = importance_table(linear, X_tr, X_te, y_te, n_repeats=n_repeats, seed=seed)
-
-    mean, std = X_tr.mean(axis=0), X_tr.std(axis=0)
-    S_tr, S_te = (X_tr - mean) / std, (X_te - mean) / std
-    boot = bootstrap_coefficients(S_tr, y_tr, n_boot=200, seed=seed)
-    single_r2 = np.array([np.corrcoef(S_tr[:, j], y_tr)[0, 1] ** 2 for j in range(S_tr.shape[1])])
-
+    S_tr, S_te = standardize_columns(X_tr, X_te)
     y_mean, y_std = y_tr.mean(), y_tr.std()
-    mlp = MLPRegressor(
-        hidden_layer_sizes=(32,), alpha=mlp_alpha, solver="lbfgs", max_iter=2000, random_state=0
-    ).fit(S_tr, (y_tr - y_mean) / y_std)
+    mlp = fit_mlp(S_tr, (y_tr - y_mean) / y_std, mlp_alpha, seed)
     net = mlp_to_torch(mlp)
     with torch.no_grad():
-        copy_error = float(
-            np.abs(net(torch.from_numpy(S_te)).numpy().ravel() - mlp.predict(S_te)).max()
-        )
-    mlp_table = {
-        "grad_x_input": np.abs(gradient_x_input(net, S_te)).mean(axis=0),
-        "permutation": permutation_scores(mlp, S_te, (y_te - y_mean) / y_std, n_repeats, seed)[
-            "mean"
-        ],
-    }
+        copy_error = np.abs(net(torch.from_numpy(S_te)).numpy().ravel() - mlp.predict(S_te)).max()
+    z_te = (y_te - y_mean) / y_std
     return {
         "names": list(data.feature_names),
         "linear": table,
         "linear_r2": linear.score(X_te, y_te),
         "coef_std": standardized_coefficients(linear.coef_, X_tr),
-        "boot": boot,
-        "single_r2": single_r2,
-        "mlp": mlp_table,
-        "mlp_r2": mlp.score(S_te, (y_te - y_mean) / y_std),
-        "copy_error": copy_error,
-        "raw_std": std,
+        "boot": bootstrap_coefficients(S_tr, y_tr, n_boot=200, seed=seed),
+        "single_r2": np.array([np.corrcoef(s, y_tr)[0, 1] ** 2 for s in S_tr.T]),
+        "mlp": {
+            "grad_x_input": np.abs(gradient_x_input(net, S_te)).mean(axis=0),
+            "permutation": permutation_scores(mlp, S_te, z_te, n_repeats, seed)["mean"],
+        },
+        "mlp_r2": mlp.score(S_te, z_te),
+        "net": net,
+        "S_test": S_te,
+        "copy_error": float(copy_error),
     }
+
+
+def fit_mlp(X, y, alpha: float = 30.0, seed: int = 0):
+    """scikit-learn's ``MLPRegressor``: 32 ReLU units, L2 penalty ``alpha``, fitted by L-BFGS."""
+    from sklearn.neural_network import MLPRegressor
+
+    mlp = MLPRegressor(
+        hidden_layer_sizes=(32,), alpha=alpha, solver="lbfgs", max_iter=2000, random_state=seed
+    )
+    return mlp.fit(X, y)

@@ -1,36 +1,45 @@
 """Notebook 03: gradient descent.
 
 The update ``w <- w - lr * grad`` from scratch, its stability limit
-``lr < 2 / L`` (``L`` the largest eigenvalue of the Hessian), batch vs
-mini-batch vs stochastic updates, momentum, and a from-scratch SGD optimiser
-that matches ``torch.optim.SGD`` exactly.
+``lr < 2 / L`` (``L`` the largest eigenvalue of the Hessian at a minimum),
+batch vs mini-batch vs stochastic updates and a decaying learning rate,
+heavy-ball and Nesterov momentum, a from-scratch SGD optimiser that matches
+``torch.optim.SGD`` exactly, and the loss of a network along straight lines
+through its weight space (not convex).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
-from . import viz
+from . import config, viz
+from .data import with_bias_column
 
 __all__ = [
+    "ILL_CONDITIONED",
     "Quadratic",
     "ScratchSGD",
     "classify",
     "gradient_descent",
+    "line_losses",
+    "linear_decay",
     "minibatch_curves",
     "minibatch_figure",
     "momentum_race",
-    "regression_losses",
     "mse_hessian",
+    "line_figure",
+    "permuted_hidden_units",
+    "regression_losses",
     "stability_limit",
     "steps_to_reach",
     "trajectory_figure",
-    "ILL_CONDITIONED",
 ]
 
 
@@ -80,9 +89,8 @@ def stability_limit(H) -> float:
 
 def mse_hessian(X) -> np.ndarray:
     """Hessian of the MSE ``mean((X w + b - y)^2)`` in ``(w, b)``: ``(2/n) A^T A`` with ``A = [X, 1]``."""
-    X = np.asarray(X, dtype=np.float64)
-    A = np.hstack([X, np.ones((len(X), 1))])
-    return 2.0 / len(X) * A.T @ A
+    A = with_bias_column(X)
+    return 2.0 / len(A) * A.T @ A
 
 
 # --------------------------------------------------------------------------- the update rule
@@ -94,19 +102,23 @@ def gradient_descent(
     lr: float,
     steps: int,
     momentum: float = 0.0,
+    nesterov: bool = False,
 ) -> np.ndarray:
     """Run ``steps`` updates from ``w0``; return the trajectory ``(steps + 1, d)``.
 
     Without momentum: ``w <- w - lr * grad(w)``. With momentum ``m`` (the "heavy
     ball", in PyTorch's convention): ``v <- m * v + grad(w)``, ``w <- w - lr * v``.
+    Nesterov's variant steps along ``grad(w) + m * v`` instead of ``v``: it
+    applies the new velocity once more, a look-ahead (PyTorch's ``nesterov=True``).
     """
     w = np.array(w0, dtype=np.float64)
     v = np.zeros_like(w)
     path = [w.copy()]
     with np.errstate(over="ignore", invalid="ignore"):
         for _ in range(steps):
-            v = momentum * v + grad(w)
-            w = w - lr * v
+            g = grad(w)
+            v = momentum * v + g
+            w = w - lr * (g + momentum * v if nesterov else v)
             path.append(w.copy())
     return np.array(path)
 
@@ -135,13 +147,15 @@ def _overshoots(path: np.ndarray, q: Quadratic, tol: float = 1e-9) -> bool:
     return bool(np.any(along[1:] * along[:-1] < 0))
 
 
-def trajectory_figure(lr: float = 0.1, momentum: float = 0.0, steps: int = 30) -> Figure:
+def trajectory_figure(
+    lr: float = 0.1, momentum: float = 0.0, steps: int = 30, nesterov: bool = False
+) -> Figure:
     """Gradient-descent path on :data:`ILL_CONDITIONED` and the loss per step.
 
     The title gives the learning rate, the stability limit ``2/L`` and the outcome.
     """
     q = ILL_CONDITIONED
-    path = gradient_descent(q.grad, START, lr, steps, momentum)
+    path = gradient_descent(q.grad, START, lr, steps, momentum, nesterov)
     losses = q.loss(path)
     outcome = classify(losses)
     if outcome != "diverges" and _overshoots(path, q):
@@ -157,8 +171,9 @@ def trajectory_figure(lr: float = 0.1, momentum: float = 0.0, steps: int = 30) -
     ax.set(xlim=(-3, 4), ylim=(-2.5, 3.5), xlabel="$w_1$", ylabel="$w_2$", aspect="equal")
     axes[0, 1].semilogy(np.where(np.isfinite(losses) & (losses > 0), losses, np.nan), "o-", ms=3)
     axes[0, 1].set(xlabel="step", ylabel="loss")
+    kind = "Nesterov momentum" if nesterov and momentum else "momentum"
     fig.suptitle(
-        f"lr = {lr:.3g} (limit 2/L = {2 / q.L:.3g}), momentum {momentum:.2f}: {outcome}, "
+        f"lr = {lr:.3g} (limit 2/L = {2 / q.L:.3g}), {kind} {momentum:.2f}: {outcome}, "
         f"loss after {steps} steps = {losses[-1]:.2g}"
     )
     fig.tight_layout()
@@ -170,9 +185,8 @@ def regression_losses(X, y, lr: float, steps: int) -> np.ndarray:
 
     Returns the training MSE before each step and after the last (``steps + 1`` values).
     """
-    X = np.asarray(X, dtype=np.float64)
+    A = with_bias_column(X)
     y = np.asarray(y, dtype=np.float64)
-    A = np.hstack([X, np.ones((len(X), 1))])
     path = gradient_descent(
         lambda th: 2.0 / len(A) * A.T @ (A @ th - y), np.zeros(A.shape[1]), lr, steps
     )
@@ -185,26 +199,33 @@ def momentum_race(
 ) -> dict[str, int | None]:
     """Steps to bring a 2-D quadratic with condition number ``kappa`` below ``tol``.
 
-    Compares plain gradient descent at its best rate ``1/L``, momentum 0.9 at the
-    same rate, and Polyak's tuned heavy ball (``lr = 4/(sqrt(L)+sqrt(mu))^2``,
-    ``momentum = ((sqrt(kappa)-1)/(sqrt(kappa)+1))^2``).
+    Compares plain gradient descent at its best rate ``1/L``, heavy-ball and
+    Nesterov momentum 0.9 at the same rate, and Polyak's tuned heavy ball
+    (``lr = 4/(sqrt(L)+sqrt(mu))^2``, ``momentum = ((sqrt(kappa)-1)/(sqrt(kappa)+1))^2``).
     """
     q = Quadratic(_rotated([1.0, kappa], 0.3), np.array([1.0, 0.5]))
     L, mu = q.L, q.mu
     tuned_lr = 4.0 / (np.sqrt(L) + np.sqrt(mu)) ** 2
     tuned_m = ((np.sqrt(L / mu) - 1) / (np.sqrt(L / mu) + 1)) ** 2
     runs = {
-        "gradient descent": (1.0 / L, 0.0),
-        "momentum 0.9": (1.0 / L, 0.9),
-        "tuned heavy ball": (tuned_lr, tuned_m),
+        "gradient descent": (1.0 / L, 0.0, False),
+        "momentum 0.9": (1.0 / L, 0.9, False),
+        "Nesterov 0.9": (1.0 / L, 0.9, True),
+        "tuned heavy ball": (tuned_lr, tuned_m, False),
     }
     return {
-        name: steps_to_reach(q.loss(gradient_descent(q.grad, START, lr, max_steps, m)), tol)
-        for name, (lr, m) in runs.items()
+        name: steps_to_reach(q.loss(gradient_descent(q.grad, START, lr, max_steps, m, nag)), tol)
+        for name, (lr, m, nag) in runs.items()
     }
 
 
 # --------------------------------------------------------------------------- mini-batches
+
+
+def linear_decay(step: int, total: int) -> float:
+    """The learning-rate factor ``1 - step / total``: from 1 at the start down to 0 at ``total``
+    (``torch.optim.lr_scheduler.LinearLR(start_factor=1, end_factor=0, total_iters=total)``)."""
+    return 1.0 - min(step, total) / total
 
 
 def minibatch_curves(
@@ -213,21 +234,24 @@ def minibatch_curves(
     batch_sizes: Iterable[int],
     lr: float,
     epochs: int,
-    seed: int = 0,
+    seed: int | None = None,
+    decay: bool = False,
 ) -> dict[int, np.ndarray]:
     """Linear regression by gradient descent on the MSE with several batch sizes.
 
-    Each run starts from zero weights and sees every example once per epoch.
+    Each run starts from zero weights and sees every example once per epoch, in
+    an order shuffled with ``seed`` (default ``COURSE_SEED``). With ``decay``
+    the learning rate falls linearly to 0 over the run (:func:`linear_decay`).
     Returns, per batch size, the full training loss after every update
     (index 0 = before training), as a function of examples processed.
     """
-    X = np.asarray(X, dtype=np.float64)
+    A = with_bias_column(X)
     y = np.asarray(y, dtype=np.float64)
-    A = np.hstack([X, np.ones((len(X), 1))])
     n = len(A)
     curves = {}
     for b in batch_sizes:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(config.resolve_seed(seed))
+        total = epochs * int(np.ceil(n / b))
         theta = np.zeros(A.shape[1])
         losses = [np.mean((A @ theta - y) ** 2)]
         for _ in range(epochs):
@@ -235,14 +259,21 @@ def minibatch_curves(
             for start in range(0, n, b):
                 idx = order[start : start + b]
                 grad = 2.0 / len(idx) * A[idx].T @ (A[idx] @ theta - y[idx])
-                theta = theta - lr * grad
+                step_lr = lr * linear_decay(len(losses) - 1, total) if decay else lr
+                theta = theta - step_lr * grad
                 losses.append(np.mean((A @ theta - y) ** 2))
         curves[b] = np.array(losses)
     return curves
 
 
-def minibatch_figure(curves: dict[int, np.ndarray], n: int, optimum: float) -> Figure:
-    """Excess training loss vs. epochs (examples seen / n) for each batch size."""
+def minibatch_figure(
+    curves: dict[int, np.ndarray], n: int, optimum: float, decayed: np.ndarray | None = None
+) -> Figure:
+    """Excess training loss vs. epochs (examples seen / n) for each batch size.
+
+    ``decayed`` (optional) is a batch-1 curve run with a decaying learning rate,
+    drawn dashed.
+    """
     fig, axes = viz.figure(size=(7, 4))
     ax = axes[0, 0]
     for b, losses in curves.items():
@@ -251,12 +282,17 @@ def minibatch_figure(curves: dict[int, np.ndarray], n: int, optimum: float) -> F
         ax.semilogy(
             epochs, losses - optimum, lw=1, label=f"batch {b} ({updates_per_epoch} updates/epoch)"
         )
+    if decayed is not None:
+        epochs = np.arange(len(decayed)) / n
+        ax.semilogy(epochs, decayed - optimum, "k--", lw=1, label="batch 1, lr decayed to 0")
     ax.set(xlabel="epochs (passes over the data)", ylabel="training MSE − optimum")
     ax.legend(fontsize=8)
     final = {b: losses[-1] - optimum for b, losses in curves.items()}
     best = min(final, key=final.get)
     ax.set_title(
-        f"after {epochs[-1]:.0f} epochs the lowest excess loss is batch {best}: {final[best]:.3g}"
+        f"after {epochs[-1]:.0f} epochs the lowest excess loss at a fixed lr is batch {best}: "
+        f"{final[best]:.3g}",
+        fontsize=10,
     )
     fig.tight_layout()
     return fig
@@ -269,17 +305,27 @@ class ScratchSGD:
     """Stochastic gradient descent with momentum, written out: what ``torch.optim.SGD`` does.
 
     ``step()`` applies, to every parameter ``p`` with a gradient ``g``:
-    ``buf <- momentum * buf + g`` (``buf = g`` on the first step), ``p <- p - lr * buf``.
+    ``buf <- momentum * buf + g`` (``buf = g`` on the first step), then
+    ``p <- p - lr * buf``, or with ``nesterov`` ``p <- p - lr * (g + momentum * buf)``.
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, momentum: float = 0.0):
+    def __init__(
+        self,
+        params: Iterable[torch.nn.Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+    ):
         if lr <= 0:
             raise ValueError(f"the learning rate must be positive, got {lr}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if nesterov and not momentum:
+            raise ValueError("Nesterov momentum needs a momentum > 0")
         self.params = list(params)
         self.lr = lr
         self.momentum = momentum
+        self.nesterov = nesterov
         self.buffers: dict[int, torch.Tensor] = {}
 
     def zero_grad(self) -> None:
@@ -297,5 +343,63 @@ class ScratchSGD:
                     self.buffers[i] = g.clone()
                 else:
                     self.buffers[i].mul_(self.momentum).add_(g)
-                g = self.buffers[i]
+                buf = self.buffers[i]
+                g = g.add(buf, alpha=self.momentum) if self.nesterov else buf
             p.add_(g, alpha=-self.lr)
+
+
+# --------------------------------------------------------------------------- not a bowl
+
+
+def line_losses(start: nn.Module, end: nn.Module, x, y, alphas) -> np.ndarray:
+    """Cross-entropy of the network with weights ``(1 - a) * start + a * end`` for each ``a``.
+
+    ``start`` and ``end`` are two weight settings of the same architecture; ``a``
+    outside [0, 1] extends the line beyond them.
+    """
+    x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
+    probe = copy.deepcopy(end)
+    p0, p1 = list(start.parameters()), list(end.parameters())
+    losses = []
+    with torch.no_grad():
+        for a in alphas:
+            for p, w0, w1 in zip(probe.parameters(), p0, p1, strict=True):
+                p.copy_((1 - a) * w0 + a * w1)
+            losses.append(nn.functional.cross_entropy(probe(x), y).item())
+    return np.array(losses)
+
+
+def permuted_hidden_units(model: nn.Sequential) -> nn.Sequential:
+    """A copy of a one-hidden-layer MLP with its hidden units in reverse order.
+
+    Rows of the first layer's weight and bias and columns of the second layer's
+    weight move together, so the network computes the same function with other weights.
+    """
+    first, second = (m for m in model if isinstance(m, nn.Linear))
+    twin = copy.deepcopy(model)
+    t_first, t_second = (m for m in twin if isinstance(m, nn.Linear))
+    order = torch.arange(first.out_features - 1, -1, -1)
+    with torch.no_grad():
+        t_first.weight.copy_(first.weight[order])
+        t_first.bias.copy_(first.bias[order])
+        t_second.weight.copy_(second.weight[:, order])
+    return twin
+
+
+def line_figure(alphas, from_init, twin_alphas, to_twin) -> Figure:
+    """Loss along the line initial -> trained weights (left) and trained -> permuted twin (right)."""
+    fig, axes = viz.figure(1, 2, size=(10, 3.6))
+    axes[0, 0].plot(alphas, from_init, "o-", ms=3)
+    axes[0, 0].axvline(0, color="grey", lw=0.8)
+    axes[0, 0].axvline(1, color="grey", lw=0.8)
+    axes[0, 0].set(xlabel="a: (1 - a)·initial + a·trained", ylabel="training loss",
+                   title="from the initial to the trained weights")  # fmt: skip
+    axes[0, 1].plot(twin_alphas, to_twin, "o-", ms=3, color="tab:red")
+    axes[0, 1].set(xlabel="a: (1 - a)·trained + a·permuted twin", ylabel="training loss",
+                   title="between two equally good minima")  # fmt: skip
+    fig.suptitle(
+        f"mid-way between the twins the loss is {to_twin[len(to_twin) // 2]:.2f}, "
+        f"at either end {to_twin[0]:.2f}: not convex"
+    )
+    fig.tight_layout()
+    return fig

@@ -1,17 +1,13 @@
-"""Notebook 11: gradient flow.
+"""Notebook 11: gradient flow, in the notebook's order.
 
-How large the gradient of each layer is, and why it matters:
-
-* :class:`GradientTracker` records per-layer gradient statistics (mean, std,
-  norm, largest magnitude) with hooks. It takes the loss explicitly
-  (``tracker.backward(loss)``) or watches the backward passes run inside a
-  ``with`` block, and removes every hook it attached when it is done.
-* :func:`deep_mlp` builds deep sigmoid, tanh or ReLU networks, plain, residual
-  or batch-normalised, to show vanishing gradients (sigmoid), healthy ones (ReLU
-  with He initialisation) and the architectural fixes (skip connections,
-  normalisation).
+* :class:`GradientTracker` records with hooks the gradient of every layer's
+  weights, the backward signal ``dL/dz`` at every Linear layer's output and the
+  share of saturated or dead units; it removes its hooks when it is done.
+* :func:`deep_mlp` builds deep sigmoid, tanh or ReLU networks: the plain stack
+  (:func:`course_lib.models.mlp` with notebook 02's initialisation), residual or
+  batch-normalised; :func:`gradient_profile` measures one backward pass of them.
 * :func:`clip_grad_norm` clips the global gradient norm from scratch, as
-  ``torch.nn.utils.clip_grad_norm_`` does.
+  ``torch.nn.utils.clip_grad_norm_`` does (notebook 14 uses it too).
 * :class:`UpdateRatioTracker` measures the update-to-weight ratio
   ``||W_after - W_before|| / ||W_before||`` of every layer at every optimiser
   step (Karpathy's diagnostic: about 1e-3 is healthy).
@@ -20,6 +16,7 @@ How large the gradient of each layer is, and why it matters:
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,7 +26,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import data, models, training, viz
+from . import config, data, initialization, models, training, viz
 
 __all__ = [
     "ACTIVATIONS",
@@ -39,15 +36,19 @@ __all__ = [
     "ResidualBlock",
     "UpdateRatioTracker",
     "clip_grad_norm",
+    "clipping_runs",
     "count_hooks",
+    "dead_fraction",
     "deep_mlp",
     "digits_batch",
     "digits_train_val",
-    "first_last_ratio",
+    "first_last_ratios",
     "global_grad_norm",
     "gradient_flow_figure",
     "gradient_profile",
+    "layer_labels",
     "linear_layers",
+    "saturated_fraction",
     "update_ratio_figure",
     "update_ratio_run",
 ]
@@ -56,9 +57,10 @@ __all__ = [
 ACTIVATIONS = {name: models.ACTIVATIONS[name] for name in ("sigmoid", "tanh", "relu")}
 #: Architectures of :func:`deep_mlp`: plain stack, residual blocks, BatchNorm before each activation.
 ARCHITECTURES = ("plain", "residual", "batchnorm")
+_ACTIVATION_NAMES = {cls: name for name, cls in ACTIVATIONS.items()}
 
 
-# --------------------------------------------------------------------------- the tracker
+# --------------------------------------------------------------------------- what is recorded
 
 
 @dataclass(frozen=True)
@@ -74,58 +76,95 @@ class GradStats:
     def of(cls, grad: torch.Tensor) -> GradStats:
         """The statistics of ``grad`` (computed in float64, without touching autograd)."""
         g = grad.detach().double()
-        return cls(
-            mean=g.mean().item(),
-            std=g.std(unbiased=False).item() if g.numel() > 1 else 0.0,
-            norm=g.norm().item(),
-            max=g.abs().max().item(),
-        )
+        std = g.std(unbiased=False).item() if g.numel() > 1 else 0.0
+        return cls(g.mean().item(), std, g.norm().item(), g.abs().max().item())
 
 
-class GradientTracker:
-    """Per-layer gradient statistics of a model, recorded by hooks during backward passes.
+def saturated_fraction(output: torch.Tensor, activation: str) -> float:
+    """Share of the outputs within 1 % of the activation's range from its ends, as in notebook 02:
+    ``|tanh| > 0.99``; sigmoid below 0.005 or above 0.995. A ReLU never saturates: 0."""
+    if activation == "relu":
+        return 0.0
+    out = output.detach() if activation == "tanh" else 2 * output.detach() - 1  # sigmoid
+    return (out.abs() > 0.99).double().mean().item()
 
-    Two ways to use it. Give it the loss explicitly::
 
-        tracker = GradientTracker(model)
-        stats = tracker.backward(loss)      # attaches hooks, runs loss.backward(), detaches
+def dead_fraction(output: torch.Tensor) -> float:
+    """Share of units (columns) whose output is exactly 0 for every example of the batch."""
+    return (output.detach() == 0).all(dim=0).double().mean().item()
 
-    or watch every backward pass inside a ``with`` block::
 
-        with GradientTracker(model) as tracker:
-            loss.backward()
-        tracker.records[-1]
+class _HookOwner:
+    """Holds hook handles (``_handles``); :meth:`detach` or leaving ``with`` removes them all."""
 
-    Either way the hooks are removed afterwards: the model is left as it was.
+    def detach(self) -> None:
+        """Remove every hook this object registered."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
 
-    What is recorded:
+    def __exit__(self, *exc) -> None:
+        self.detach()
 
-    * ``records``: one dict per backward pass, ``{parameter name: GradStats}``,
-      for the gradient of each tracked parameter (tensor hooks on the
-      parameters). ``params="weights"`` (default) tracks the weights of the
-      ``nn.Linear`` and convolution layers; ``"all"`` every parameter.
-    * ``output_records`` (with ``outputs=True``): the gradient of the loss with
-      respect to each Linear/convolution layer's *output*, the backward signal
-      that flows from layer to layer. A forward hook on each layer puts a
-      tensor hook on its output, so the tracker must be attached *before* the
-      forward pass (``with``).
+
+class PassLog:
+    """Values that hooks record, one dict ``{name: value}`` per pass (forward or backward):
+    a pass starts after :meth:`new_pass` or when a name of the current pass comes again."""
+
+    def __init__(self, names: Iterable[str]):
+        self.names = list(names)
+        self.passes: list[dict] = []
+        self._fresh = True
+
+    def new_pass(self) -> None:
+        self._fresh = True
+
+    def add(self, name: str, value) -> None:
+        if self._fresh or not self.passes or name in self.passes[-1]:
+            self.passes.append({})
+            self._fresh = False
+        self.passes[-1][name] = value
+
+    def column(self, field: str, step: int = -1) -> np.ndarray:
+        """``field`` of the values of pass ``step``, one per name (NaN where none was recorded)."""
+        if not self.passes:
+            raise RuntimeError("nothing recorded yet: run a pass with the tracker attached")
+        record = self.passes[step]
+        return np.array([getattr(record[n], field) if n in record else np.nan for n in self.names])
+
+
+#: What an activation layer's units did on one batch: share saturated, share dead.
+UnitStats = namedtuple("UnitStats", ["saturated", "dead"])
+
+
+# --------------------------------------------------------------------------- the tracker
+
+
+class GradientTracker(_HookOwner):
+    """Per-layer gradient statistics of a model, recorded by hooks.
+
+    ``GradientTracker(model).backward(loss)`` attaches the hooks, runs
+    ``loss.backward()`` and removes them; inside ``with GradientTracker(model,
+    signals=True) as tracker:`` the hooks are in place for the forward pass too
+    (which ``signals`` need) and are removed at the end of the block.
+
+    * ``weights``: the gradient of each Linear layer's weight (tensor hooks),
+      one :class:`GradStats` per layer and backward pass.
+    * ``signals`` (with ``signals=True``): the gradient of the loss with respect
+      to each Linear layer's *output* ``z``, the signal that flows backwards
+      from layer to layer.
+    * ``units`` (with ``signals=True``): per activation module and forward pass,
+      the share of saturated and of dead units (:class:`UnitStats`).
     """
 
-    def __init__(self, model: nn.Module, params: str = "weights", outputs: bool = False):
-        if params not in {"weights", "all"}:
-            raise ValueError(f"params must be 'weights' or 'all', got {params!r}")
+    def __init__(self, model: nn.Module, signals: bool = False):
         self.model = model
-        layers = dict(linear_layers(model))
-        if params == "weights":
-            self.names = [f"{name}.weight" for name in layers]
-        else:
-            self.names = [n for n, p in model.named_parameters() if p.requires_grad]
-        self.layer_names = list(layers) if outputs else []
-        self.records: list[dict[str, GradStats]] = []
-        self.output_records: list[dict[str, GradStats]] = []
+        layers = [name for name, _ in linear_layers(model)]
+        activations = [n for n, m in model.named_modules() if type(m) in _ACTIVATION_NAMES]
+        self.weights = PassLog(f"{name}.weight" for name in layers)
+        self.signals = PassLog(layers if signals else [])
+        self.units = PassLog(activations if signals else [])
         self._handles: list = []
-        # True until the first hook of the next backward pass fires, per kind of record
-        self._new_pass = {"params": True, "outputs": True}
 
     # -- attaching and detaching
 
@@ -139,42 +178,25 @@ class GradientTracker:
         if self.attached:
             return self
         params = dict(self.model.named_parameters())
-        for name in self.names:
-            self._handles.append(params[name].register_hook(self._param_hook(name)))
         modules = dict(self.model.named_modules())
-        for name in self.layer_names:
-            self._handles.append(modules[name].register_forward_hook(self._output_hook(name)))
-        self._new_pass = dict.fromkeys(self._new_pass, True)
+        for name in self.weights.names:
+            hook = _recorder(self.weights, name, GradStats.of)
+            self._handles.append(params[name].register_hook(hook))
+        for name in self.signals.names:
+            self._handles.append(modules[name].register_forward_hook(self._signal_hook(name)))
+        for name in self.units.names:
+            self._handles.append(modules[name].register_forward_hook(self._unit_hook(name)))
+        for log in (self.weights, self.signals, self.units):
+            log.new_pass()
         return self
-
-    def detach(self) -> None:
-        """Remove every hook this tracker registered."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
 
     def __enter__(self) -> GradientTracker:
         return self.attach()
 
-    def __exit__(self, *exc) -> None:
-        self.detach()
+    # -- the hooks
 
-    # -- recording
-
-    def _record(self, kind: str, name: str, grad: torch.Tensor) -> None:
-        records = self.records if kind == "params" else self.output_records
-        # a name seen twice means a new backward pass has started
-        if self._new_pass[kind] or not records or name in records[-1]:
-            records.append({})
-            self._new_pass[kind] = False
-        records[-1][name] = GradStats.of(grad)
-
-    def _param_hook(self, name: str):
-        return lambda grad: self._record("params", name, grad)
-
-    def _output_hook(self, name: str):
-        def record(grad: torch.Tensor) -> None:
-            self._record("outputs", name, grad)
+    def _signal_hook(self, name: str):
+        record = _recorder(self.signals, name, GradStats.of)
 
         def forward_hook(module, inputs, output) -> None:
             if output.requires_grad:  # the tensor hook lives as long as this forward's graph
@@ -182,63 +204,80 @@ class GradientTracker:
 
         return forward_hook
 
-    def backward(self, loss: torch.Tensor, **kwargs) -> dict[str, GradStats]:
-        """Run ``loss.backward(**kwargs)`` with the hooks attached; return this pass's statistics.
+    def _unit_hook(self, name: str):
+        kind = _ACTIVATION_NAMES[type(dict(self.model.named_modules())[name])]
 
-        The loss is an argument on purpose: the tracker never looks for a loss
-        anywhere else. Hooks attached for this call are removed afterwards
-        (a tracker already attached by ``with`` stays attached).
+        def forward_hook(module, inputs, output) -> None:
+            stats = UnitStats(saturated_fraction(output, kind), dead_fraction(output))
+            self.units.add(name, stats)
+
+        return forward_hook
+
+    # -- running and reading
+
+    def backward(self, loss: torch.Tensor) -> dict[str, GradStats]:
+        """Run ``loss.backward()`` with the hooks attached; return this pass's weight statistics.
+
+        Hooks attached for this call are removed afterwards (a tracker attached
+        by ``with`` stays attached).
         """
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
             raise TypeError("backward() needs the scalar loss tensor of the forward pass")
         was_attached = self.attached
-        if self.layer_names and not was_attached:
+        if self.signals.names and not was_attached:
             raise RuntimeError(
-                "output gradients are only seen when the tracker is attached before the forward "
-                "pass: run forward and backward inside `with GradientTracker(model, outputs=True)`"
+                "the backward signals are only seen when the tracker is attached before the "
+                "forward pass: run forward and backward inside `with GradientTracker(model, "
+                "signals=True)`"
             )
         self.attach()
-        self._new_pass = dict.fromkeys(self._new_pass, True)
+        self.weights.new_pass()
+        self.signals.new_pass()
         try:
-            loss.backward(**kwargs)
+            loss.backward()
         finally:
             if not was_attached:
                 self.detach()
-        if self._new_pass["params"]:  # no hook fired: nothing tracked requires a gradient
-            self.records.append({})
-            self._new_pass["params"] = False
-        return self.records[-1]
-
-    # -- reading
+        if self.weights._fresh:  # no hook fired: nothing tracked requires a gradient
+            self.weights.passes.append({})
+        return self.weights.passes[-1]
 
     def stat(self, stat: str = "norm", step: int = -1) -> np.ndarray:
-        """One statistic (``mean``, ``std``, ``norm`` or ``max``) per tracked parameter, in layer order."""
-        return self._column(self.records, self.names, stat, step)
+        """One statistic (mean, std, norm or max) of each tracked weight gradient, first layer first."""
+        return self.weights.column(_check_stat(stat), step)
 
-    def output_stat(self, stat: str = "norm", step: int = -1) -> np.ndarray:
-        """One statistic of the gradient w.r.t. each layer's output, in layer order."""
-        return self._column(self.output_records, self.layer_names, stat, step)
+    def signal_stat(self, stat: str = "norm", step: int = -1) -> np.ndarray:
+        """One statistic of the signal ``dL/dz`` at each Linear layer's output, first layer first."""
+        return self.signals.column(_check_stat(stat), step)
 
-    @staticmethod
-    def _column(records, names, stat: str, step: int) -> np.ndarray:
-        if stat not in {"mean", "std", "norm", "max"}:
-            raise ValueError(f"stat must be mean, std, norm or max, got {stat!r}")
-        if not records:
-            raise RuntimeError("nothing recorded yet: run a backward pass with the tracker")
-        record = records[step]
-        return np.array([getattr(record[n], stat) if n in record else np.nan for n in names])
+    def unit_stat(self, which: str = "saturated", step: int = -1) -> np.ndarray:
+        """The share of ``saturated`` or ``dead`` units of each activation layer, first layer first."""
+        if which not in {"saturated", "dead"}:
+            raise ValueError(f"which must be 'saturated' or 'dead', got {which!r}")
+        return self.units.column(which, step)
 
     def table(self, step: int = -1) -> str:
-        """The statistics of one backward pass as a text table (one row per tracked parameter)."""
-        if not self.records:
+        """The weight-gradient statistics of one backward pass as a text table, one row per layer."""
+        if not self.weights.passes:
             raise RuntimeError("nothing recorded yet: run a backward pass with the tracker")
-        record = self.records[step]
-        rows = [f"{'parameter':<24}{'mean':>11}{'std':>11}{'norm':>11}{'max':>11}"]
-        for name in self.names:
+        record = self.weights.passes[step]
+        rows = [f"{'parameter':<12}{'layer':>10}{'mean':>11}{'std':>11}{'norm':>11}{'max':>11}"]
+        for name, label in zip(self.weights.names, layer_labels(self.model), strict=True):
             if name in record:
                 s = record[name]
-                rows.append(f"{name:<24}{s.mean:>11.2e}{s.std:>11.2e}{s.norm:>11.2e}{s.max:>11.2e}")
+                numbers = "".join(f"{v:>11.2e}" for v in (s.mean, s.std, s.norm, s.max))
+                rows.append(f"{name:<12}{label:>10}{numbers}")
         return "\n".join(rows)
+
+
+def _recorder(log: PassLog, name: str, summarise):
+    return lambda grad: log.add(name, summarise(grad))
+
+
+def _check_stat(stat: str) -> str:
+    if stat not in {"mean", "std", "norm", "max"}:
+        raise ValueError(f"stat must be mean, std, norm or max, got {stat!r}")
+    return stat
 
 
 def count_hooks(model: nn.Module) -> int:
@@ -252,21 +291,25 @@ def count_hooks(model: nn.Module) -> int:
     return tensor_hooks + module_hooks
 
 
+def linear_layers(model: nn.Module) -> list[tuple[str, nn.Linear]]:
+    """``(name, layer)`` for every ``nn.Linear`` of ``model``, in order."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+
+
+def layer_labels(model: nn.Module) -> list[str]:
+    """``"784→128"`` (inputs→outputs) for every Linear layer of ``model``, in order."""
+    return [f"{m.in_features}→{m.out_features}" for _, m in linear_layers(model)]
+
+
 # --------------------------------------------------------------------------- deep networks
 
 
-def linear_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, layer)`` for every ``nn.Linear`` and convolution of ``model``, in order."""
-    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, kinds)]
-
-
 class ResidualBlock(nn.Module):
-    """``x + act(linear(x))``: the skip connection carries the gradient past the layer."""
+    """``h + act(linear(h))``: the skip connection carries the signal past the layer."""
 
-    def __init__(self, width: int, activation: str = "relu"):
+    def __init__(self, linear: nn.Linear, activation: str = "relu"):
         super().__init__()
-        self.linear = nn.Linear(width, width)
+        self.linear = linear
         self.act = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -277,20 +320,17 @@ def deep_mlp(
     depth: int,
     activation: str = "sigmoid",
     architecture: str = "plain",
-    width: int = 64,
-    in_dim: int = 64,
-    out_dim: int = 10,
     gain: float = 1.0,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> nn.Sequential:
-    """A multi-layer perceptron with ``depth`` Linear layers (``depth - 2`` hidden ones).
+    """A 64-64-...-64-10 MLP with ``depth`` Linear layers (``depth - 2`` hidden ones).
 
-    ``architecture`` is ``"plain"`` (Linear, activation, ...), ``"residual"``
+    ``architecture`` is ``"plain"`` (:func:`course_lib.models.mlp`), ``"residual"``
     (each hidden layer inside a :class:`ResidualBlock`) or ``"batchnorm"``
-    (Linear, BatchNorm1d, activation). Weights are initialised for the
-    activation as in notebook 02: He (Kaiming) for ReLU, Xavier (Glorot) with
-    the activation's gain for sigmoid and tanh; ``gain`` multiplies them (a
-    gain above 1 makes activations and gradients explode). Biases start at 0.
+    (Linear, BatchNorm1d, activation). Weights follow notebook 02
+    (:func:`course_lib.initialization.init_`): He for ReLU, Xavier for sigmoid
+    and tanh, times ``gain`` (above 1 the signal grows, below 1 it shrinks);
+    biases start at 0.
     """
     if depth < 2:
         raise ValueError(f"depth counts the Linear layers and must be at least 2, got {depth}")
@@ -298,50 +338,45 @@ def deep_mlp(
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {architecture!r}")
-    torch.manual_seed(seed)
-    act = ACTIVATIONS[activation]
-    layers: list[nn.Module] = [nn.Linear(in_dim, width), act()]
-    for _ in range(depth - 2):
-        if architecture == "residual":
-            layers.append(ResidualBlock(width, activation))
-        elif architecture == "batchnorm":
-            layers += [nn.Linear(width, width), nn.BatchNorm1d(width), act()]
-        else:
-            layers += [nn.Linear(width, width), act()]
-    layers.append(nn.Linear(width, out_dim))
+    seed = config.resolve_seed(seed)
+    layers = list(models.mlp([64] * depth + [10], activation, seed=seed))
+    hidden = layers[2:-1:2]  # the Linear layers between the first and the last
+    if architecture == "residual":
+        layers = layers[:2] + [ResidualBlock(lin, activation) for lin in hidden] + layers[-1:]
+    elif architecture == "batchnorm":
+        blocks = [[lin, nn.BatchNorm1d(64), ACTIVATIONS[activation]()] for lin in hidden]
+        layers = layers[:2] + [m for block in blocks for m in block] + layers[-1:]
     model = nn.Sequential(*layers)
+    scheme = "kaiming" if activation == "relu" else "xavier"
+    generator = torch.Generator().manual_seed(seed)
     for _, layer in linear_layers(model):
-        if activation == "relu":
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-        else:
-            nn.init.xavier_normal_(layer.weight, gain=nn.init.calculate_gain(activation))
-        with torch.no_grad():
-            layer.weight.mul_(gain)
+        initialization.init_(layer.weight, scheme, gain, generator)
         nn.init.zeros_(layer.bias)
     return model
 
 
-def digits_batch(n: int = 256, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+@lru_cache(maxsize=1)
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    return data.digits_tensors()
+
+
+def _shuffled_digits(seed: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = _digits()
+    generator = torch.Generator().manual_seed(config.resolve_seed(seed))
+    order = torch.randperm(len(x), generator=generator)
+    return x[order], y[order]
+
+
+def digits_batch(n: int = 256, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A random batch of ``n`` standardised 8x8 digit images (64 features) and their labels."""
-    x, y = data.digits_tensors()
-    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
-    return x[idx], y[idx]
+    x, y = _shuffled_digits(seed)
+    return x[:n], y[:n]
 
 
-def digits_train_val(n_train: int = 1400, seed: int = 0) -> tuple[tuple[torch.Tensor, ...], ...]:
+def digits_train_val(n_train: int = 1400, seed: int | None = None) -> tuple[tuple, tuple]:
     """The standardised digits split at random into ``(x, y)`` for training and the rest for validation."""
-    x, y = data.digits_tensors()
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    train, val = order[:n_train], order[n_train:]
-    return (x[train], y[train]), (x[val], y[val])
-
-
-def first_last_ratio(norms) -> float:
-    """Gradient norm of the first layer divided by that of the last layer."""
-    norms = np.asarray(norms, dtype=np.float64)
-    if norms.ndim != 1 or len(norms) < 2:
-        raise ValueError("need the norms of at least two layers")
-    return float(norms[0] / norms[-1])
+    x, y = _shuffled_digits(seed)
+    return (x[:n_train], y[:n_train]), (x[n_train:], y[n_train:])
 
 
 @lru_cache(maxsize=256)
@@ -350,54 +385,71 @@ def gradient_profile(
     activation: str = "sigmoid",
     architecture: str = "plain",
     gain: float = 1.0,
-    seed: int = 0,
+    *,
+    seed: int,
 ) -> dict[str, np.ndarray | float]:
-    """Gradients of one backward pass of a fresh :func:`deep_mlp` on a batch of 256 digits.
+    """One forward and backward pass of a fresh :func:`deep_mlp` on 256 digits drawn with ``seed``.
 
-    Returns ``weight_norms`` (the gradient norm of each Linear layer's weight,
-    first layer first), ``output_norms`` (the norm of the gradient w.r.t. each
-    Linear layer's output: the backward signal), ``ratio`` (first/last weight
-    gradient norm), ``total`` (the global gradient norm over all parameters)
-    and ``loss``. Cached: the slider demo calls it on every redraw.
+    Returns, first layer first: ``signal_norms`` (``||dL/dz||`` at each Linear
+    layer's output) and ``weight_norms`` (``||dL/dW||``), their first/last
+    ratios ``signal_ratio`` and ``weight_ratio``, the shares of ``saturated``
+    and ``dead`` units per activation layer, the global gradient norm ``total``,
+    the ``loss`` and ``input_growth``, the norm of the last layer's input over
+    that of the digits. Cached: the slider demo calls it on every redraw.
     """
     model = deep_mlp(depth, activation, architecture, gain=gain, seed=seed)
     x, y = digits_batch(256, seed)
-    with GradientTracker(model, outputs=True) as tracker:  # attached before the forward pass
+    with GradientTracker(model, signals=True) as tracker:  # attached before the forward pass
         loss = nn.functional.cross_entropy(model(x), y)
         tracker.backward(loss)
-    weight_norms = tracker.stat("norm")
+    with torch.no_grad():
+        input_growth = (model[:-1](x).norm() / x.norm()).item()
+    signals, weights = tracker.signal_stat("norm"), tracker.stat("norm")
     return {
-        "weight_norms": weight_norms,
-        "output_norms": tracker.output_stat("norm"),
-        "ratio": first_last_ratio(weight_norms),
+        "signal_norms": signals,
+        "weight_norms": weights,
+        "signal_ratio": float(signals[0] / signals[-1]),
+        "weight_ratio": float(weights[0] / weights[-1]),
+        "saturated": tracker.unit_stat("saturated"),
+        "dead": tracker.unit_stat("dead"),
         "total": global_grad_norm(model.parameters()),
         "loss": loss.item(),
+        "input_growth": input_growth,
     }
+
+
+def first_last_ratios(cases: dict[str, tuple], seeds, depth: int = 20) -> dict[str, dict]:
+    """For each ``name: (activation, architecture, gain)``, the first/last ratios of the
+    signal and of the weight gradient over ``seeds``: ``{name: {"signal": array, "weight": array}}``."""
+    profiles = {name: [gradient_profile(depth, *case, seed=s) for s in seeds]
+                for name, case in cases.items()}  # fmt: skip
+    return {name: {kind: np.array([p[f"{kind}_ratio"] for p in ps]) for kind in ("signal", "weight")}
+            for name, ps in profiles.items()}  # fmt: skip
 
 
 def gradient_flow_figure(
     depth: int = 20, activation: str = "sigmoid", architecture: str = "plain", gain: float = 1.0
 ) -> Figure:
-    """Per-layer gradient norms (log scale) of a deep MLP; first/last ratio in the title.
-
-    Solid: the gradient of each Linear layer's weight matrix. Dashed: the
-    gradient w.r.t. that layer's output (the signal passed backwards).
-    """
-    prof = gradient_profile(int(depth), activation, architecture, float(gain))
-    fig, axes = viz.figure(size=(7.0, 4.0))
-    ax = axes[0, 0]
-    layers = np.arange(1, len(prof["weight_norms"]) + 1)
+    """Left: per-layer norms (log scale) of the signal dL/dz (solid) and of the weight
+    gradient dL/dW (dashed). Right: share of saturated (sigmoid, tanh) or dead (ReLU)
+    units per layer. Both first/last ratios in the title."""
+    seed = config.resolve_seed(None)  # the demo follows COURSE_SEED
+    prof = gradient_profile(int(depth), activation, architecture, float(gain), seed=seed)
+    fig, axes = viz.figure(1, 2, size=(10.0, 3.8))
+    ax, units = axes[0, 0], axes[0, 1]
+    layers = np.arange(1, len(prof["signal_norms"]) + 1)
     tiny = 1e-45  # a norm that underflowed to 0 is drawn at the bottom of the plot
-    ax.semilogy(layers, np.maximum(prof["weight_norms"], tiny), "o-", ms=4, label="dL/dW (weights)")
-    ax.semilogy(
-        layers, np.maximum(prof["output_norms"], tiny), "s--", ms=3, label="dL/dh (layer outputs)"
-    )
-    ax.set_xlabel("layer (1 = input side)")
-    ax.set_ylabel("gradient norm")
+    ax.semilogy(layers, np.maximum(prof["signal_norms"], tiny), "o-", ms=4, label="signal dL/dz")
+    ax.semilogy(layers, np.maximum(prof["weight_norms"], tiny), "s--", ms=3, label="dL/dW")
+    ax.set(xlabel="Linear layer (1 = input side)", ylabel="gradient norm")
     ax.legend(fontsize=8)
-    ax.set_title(
-        f"{activation}, {architecture}, depth {depth}, gain {gain:g}: "
-        f"first/last = {prof['ratio']:.2g}\nglobal gradient norm {prof['total']:.3g}",
+    which = "dead" if activation == "relu" else "saturated"
+    units.bar(layers[:-1], 100 * prof[which], color="tab:red" if which == "dead" else "tab:purple")
+    top = min(100.0, max(1.0, 120 * prof[which].max()))  # small shares stay visible
+    units.set(ylim=(0, top), xlabel="activation layer (1 = input side)", ylabel=f"% {which}")
+    fig.suptitle(
+        f"{activation}, {architecture}, depth {depth}, gain {gain:g}: first/last signal "
+        f"{prof['signal_ratio']:.2g}, weight gradient {prof['weight_ratio']:.2g}",
         fontsize=10,
     )
     fig.tight_layout()
@@ -409,10 +461,8 @@ def gradient_flow_figure(
 
 def global_grad_norm(parameters: Iterable[torch.Tensor]) -> float:
     """The L2 norm of all gradients together: ``sqrt(sum ||g_i||^2)`` (parameters without grad skipped)."""
-    grads = [p.grad.detach() for p in parameters if p.grad is not None]
-    if not grads:
-        return 0.0
-    return math.sqrt(sum(float(g.double().pow(2).sum()) for g in grads))
+    grads = [p.grad.detach().double() for p in parameters if p.grad is not None]
+    return math.sqrt(sum(float(g.pow(2).sum()) for g in grads))
 
 
 def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float, eps: float = 1e-6) -> float:
@@ -432,25 +482,40 @@ def clip_grad_norm(parameters: Iterable[torch.Tensor], max_norm: float, eps: flo
     return total
 
 
+def clipping_runs(seed: int | None = None) -> dict:
+    """A 20-layer ReLU :func:`deep_mlp` (He x 1.2) trained on 1,400 digits for 10 epochs with
+    SGD (learning rate 0.05, momentum 0.9), once without clipping and once with the gradient
+    norm clipped at 1: ``{None: History, 1.0: History}``, validated on the other 397 digits."""
+    seed = config.resolve_seed(seed)
+    train, val = digits_train_val(1400, seed)
+    runs = {}
+    for clip in (None, 1.0):
+        net = deep_mlp(20, "relu", gain=1.2, seed=seed)
+        sgd = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+        runs[clip] = training.fit(net, train, epochs=10, optimizer=sgd, grad_clip=clip,
+                                  val=val, batch_size=64, device="cpu", progress=False,
+                                  seed=seed)  # fmt: skip
+    return runs
+
+
 # --------------------------------------------------------------------------- update-to-weight ratio
 
 
-class UpdateRatioTracker:
+class UpdateRatioTracker(_HookOwner):
     """The update-to-weight ratio ``||W_after - W_before|| / ||W_before||`` per layer and step.
 
     It hooks into the optimiser (``register_step_pre_hook`` and
     ``register_step_post_hook``), so it works with any optimiser and with
     :func:`course_lib.training.fit`. For plain SGD the update is ``lr * grad``,
     so the ratio is ``||lr * grad|| / ||W||``. ``ratios`` is a list of arrays,
-    one per step, one entry per weight matrix (``names``). Call
-    :meth:`detach` (or use ``with``) to remove the hooks.
+    one per step, one entry per weight matrix (``labels`` such as ``"784→128"``).
+    Call :meth:`detach` (or use ``with``) to remove the hooks.
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
-        self.names = [f"{name}.weight" for name, _ in linear_layers(model)]
+        self.labels = layer_labels(model)
         self._weights = [layer.weight for _, layer in linear_layers(model)]
         self.ratios: list[np.ndarray] = []
-        self._before: list[torch.Tensor] = []
         self._handles = [
             optimizer.register_step_pre_hook(self._pre),
             optimizer.register_step_post_hook(self._post),
@@ -460,73 +525,46 @@ class UpdateRatioTracker:
         self._before = [w.detach().clone() for w in self._weights]
 
     def _post(self, optimizer, args, kwargs) -> None:
+        pairs = zip(self._weights, self._before, strict=True)
         self.ratios.append(
-            np.array(
-                [
-                    ((w.detach() - b).norm() / b.norm()).item()
-                    for w, b in zip(self._weights, self._before, strict=True)
-                ]
-            )
+            np.array([((w.detach() - b).norm() / b.norm()).item() for w, b in pairs])
         )
 
     def as_array(self) -> np.ndarray:
         """The ratios as a ``(steps, layers)`` array."""
-        return np.array(self.ratios).reshape(len(self.ratios), len(self.names))
-
-    def detach(self) -> None:
-        """Remove the optimiser hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        return np.array(self.ratios).reshape(len(self.ratios), len(self.labels))
 
     def __enter__(self) -> UpdateRatioTracker:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.detach()
 
+def update_ratio_run(lr: float, n_train: int, epochs: int, seed: int | None = None) -> dict:
+    """Train a 784-128-64-10 ReLU MLP on MNIST with SGD (momentum 0.9, batches of 64) at ``lr``.
 
-def update_ratio_run(
-    lr: float,
-    n_train: int = 4000,
-    epochs: int = 1,
-    momentum: float = 0.9,
-    seed: int = 0,
-    batch_size: int = 64,
-) -> dict:
-    """Train a 784-128-64-10 ReLU MLP on MNIST with SGD at ``lr``, tracking update ratios.
-
-    Returns ``ratios`` (a ``(steps, 3)`` array, one column per weight matrix),
-    ``names``, the training ``loss`` per epoch (from :func:`training.fit`), the
-    first-batch loss ``loss_start``, and the test ``accuracy``.
+    Returns ``ratios`` (``(steps, 3)``, one column per weight matrix, ``labels``
+    such as ``"784→128"``), ``early`` (the median ratio over the first 50
+    steps), the training ``loss`` per epoch, the test
+    ``accuracy`` and ``dead`` (per hidden layer, the share of ReLUs that output 0
+    for every one of 2,000 test images).
     """
-    (x, y), (x_test, y_test) = data.mnist_tensors(n_train, 2000)
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10)
-    )
-    with torch.no_grad():
-        loss_start = nn.functional.cross_entropy(model(x), y).item()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    seed = config.resolve_seed(seed)
+    (x, y), (x_test, y_test) = data.mnist_tensors(n_train, 2000, seed=seed)
+    model = models.mlp([784, 128, 64, 10], seed=seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     with UpdateRatioTracker(model, optimizer) as tracker:
-        history = training.fit(
-            model,
-            (x, y),
-            epochs=epochs,
-            optimizer=optimizer,
-            batch_size=batch_size,
-            device="cpu",
-            progress=False,
-            seed=seed,
-        )
-    metrics = training.evaluate(model, (x_test, y_test), device="cpu")
+        history = training.fit(model, (x, y), epochs=epochs, optimizer=optimizer, batch_size=64,
+                               device="cpu", progress=False, seed=seed)  # fmt: skip
+    with torch.no_grad():
+        hidden = model[:2](x_test), model[:4](x_test)
+    ratios = tracker.as_array()
     return {
         "lr": lr,
-        "ratios": tracker.as_array(),
-        "names": tracker.names,
+        "ratios": ratios,
+        "labels": tracker.labels,
+        "early": float(np.median(ratios[:50])),
         "loss": history.loss,
-        "loss_start": loss_start,
-        "accuracy": metrics["accuracy"],
+        "accuracy": training.evaluate(model, (x_test, y_test), device="cpu")["accuracy"],
+        "dead": np.array([dead_fraction(h) for h in hidden]),
     }
 
 
@@ -534,22 +572,24 @@ def update_ratio_figure(runs: list[dict]) -> Figure:
     """log10 of the update-to-weight ratio per step and layer, one panel per run.
 
     The grey band marks 1e-3 within a factor of 3 either way; each panel's
-    title gives the learning rate, the median ratio and the test accuracy.
+    title gives the learning rate, the median ratio of the first steps and of
+    the whole run, the share of dead ReLUs in the first hidden layer and the
+    test accuracy.
     """
     if not runs:
         raise ValueError("update_ratio_figure() needs at least one run")
-    fig, axes = viz.figure(1, len(runs), sharey=True)
+    fig, axes = viz.figure(1, len(runs), sharey=True, size=(4.2 * len(runs), 3.8))
     for ax, run in zip(axes[0], runs, strict=True):
         ratios = np.log10(np.maximum(run["ratios"], 1e-12))
-        for j, name in enumerate(run["names"]):
-            ax.plot(ratios[:, j], lw=1, label=name)
+        for j, label in enumerate(run["labels"]):
+            ax.plot(ratios[:, j], lw=1, label=label)
         ax.axhspan(-3 - math.log10(3), -3 + math.log10(3), color="grey", alpha=0.2)
         ax.axhline(-3, color="k", lw=0.8, ls="--")
         ax.set_xlabel("optimiser step")
         ax.set_title(
-            f"lr = {run['lr']:g}: median ratio {np.median(run['ratios']):.1e}\n"
-            f"test accuracy {run['accuracy']:.1%}",
-            fontsize=10,
+            f"lr = {run['lr']:g}: ratio {run['early']:.1e} early, {np.median(run['ratios']):.1e} "
+            f"overall\n{run['dead'][0]:.0%} of layer 1 dead, test accuracy {run['accuracy']:.1%}",
+            fontsize=9,
         )
     axes[0, 0].set_ylabel("log10 ||ΔW|| / ||W||")
     axes[0, 0].legend(fontsize=7)

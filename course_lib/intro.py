@@ -2,7 +2,9 @@
 
 A single neuron ``y_hat = w * x + b`` fitted by hand to real data (body-mass
 index vs. diabetes progression), the same model as ``nn.Linear``, linear
-regression solved in closed form, and weights as a model's entire learnt state.
+regression solved in closed form (and scored on held-out patients), gradient
+descent heading for the same weights, and weights as a model's entire learnt
+state: what a hidden layer's activation adds, listing, saving and reloading.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import cache, data, viz
+from . import cache, config, data, viz
 
 __all__ = [
     "closed_form_least_squares",
+    "collapse_gap",
+    "collapsed_linear",
     "diabetes_bmi",
     "fit_linear_gd",
+    "held_out_mse",
     "mse",
     "neuron_figure",
     "parameter_table",
@@ -88,21 +93,40 @@ def closed_form_least_squares(X, y) -> tuple[tuple[np.ndarray, float], float]:
     """
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    A = np.hstack([X, np.ones((len(X), 1))])
+    A = data.with_bias_column(X)
     theta = np.linalg.solve(A.T @ A, A.T @ y)
     w, b = theta[:-1], float(theta[-1])
     return (w, b), mse(y, X @ w + b)
 
 
+def held_out_mse(X, y, folds: int = 5, seed: int | None = None) -> float:
+    """Mean squared error of least squares on patients it was not fitted to.
+
+    ``folds``-fold cross-validation (shuffled with ``seed``, default ``COURSE_SEED``):
+    each fold is predicted by the closed-form weights of the other folds.
+    """
+    from sklearn.model_selection import KFold
+
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    split = KFold(folds, shuffle=True, random_state=config.resolve_seed(seed))
+    errors = np.empty(len(y))
+    for train, test in split.split(X):
+        (w, b), _ = closed_form_least_squares(X[train], y[train])
+        errors[test] = y[test] - (X[test] @ w + b)
+    return float(np.mean(errors**2))
+
+
 def fit_linear_gd(
-    X, y, steps: int = 2000, lr: float = 0.1, seed: int = 0
+    X, y, steps: int = 2000, lr: float = 0.1, seed: int | None = None
 ) -> tuple[nn.Linear, list[float]]:
     """Fit ``nn.Linear(d, 1)`` to ``(X, y)`` by full-batch gradient descent on the MSE.
 
-    ``X`` should be standardised (zero mean, unit variance per column) for
-    this learning rate to be stable. Returns the layer and the loss per step.
+    Starts from PyTorch's random initial weights drawn with ``seed`` (default
+    ``COURSE_SEED``). ``X`` should be standardised (zero mean, unit variance per
+    column) for this learning rate to be stable. Returns the layer and the loss per step.
     """
-    torch.manual_seed(seed)
+    torch.manual_seed(config.resolve_seed(seed))
     Xt = torch.as_tensor(np.asarray(X), dtype=torch.float64)
     yt = torch.as_tensor(np.asarray(y), dtype=torch.float64)[:, None]
     layer = nn.Linear(Xt.shape[1], 1).double()
@@ -118,6 +142,33 @@ def fit_linear_gd(
 
 
 # --------------------------------------------------------------------------- weights as state
+
+
+def collapsed_linear(model: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor]:
+    """The single linear map ``x W^T + b`` that ``model``'s Linear layers make *without*
+    the activations between them: ``W = W_k ... W_1``, ``b`` carried through likewise."""
+    W, b = None, None
+    for layer in (m for m in model if isinstance(m, nn.Linear)):
+        w_l, b_l = layer.weight.detach(), layer.bias.detach()
+        W, b = (w_l, b_l) if W is None else (w_l @ W, w_l @ b + b_l)
+    if W is None:
+        raise ValueError("the model has no nn.Linear layer")
+    return W, b
+
+
+def collapse_gap(model: nn.Sequential, x) -> float:
+    """Largest difference between ``model``'s outputs on ``x`` and those of
+    :func:`collapsed_linear`, relative to the outputs' spread.
+
+    About 1e-7 (float32 rounding) when the layers have no activation between them:
+    stacked linear layers are one linear layer. Far from 0 with ReLU in between.
+    """
+    from .training import predict as model_outputs
+
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+    W, b = collapsed_linear(model)
+    out = model_outputs(model, x)
+    return float((out - (x @ W.T + b)).abs().max() / out.std())
 
 
 def parameter_table(model: nn.Module) -> list[tuple[str, tuple[int, ...], int]]:

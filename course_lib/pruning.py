@@ -1,16 +1,19 @@
 """Notebook 06: pruning, removing the weights that matter least.
 
-Magnitude pruning from scratch (a mask that zeroes the smallest ``|w|``), the
-same with ``torch.nn.utils.prune`` (layer-wise and global, unstructured and
-structured), accuracy against sparsity without retraining, iterative
-prune-and-retrain of LeNet-300-100 on MNIST (Han et al. 2015), and the real
-size of a pruned model stored in compressed sparse row (CSR) form.
-
-LeNet-300-100 and its MNIST tensors live here; notebook 07 imports them too.
+In the notebook's order: LeNet-300-100 trained on MNIST; magnitude pruning from
+scratch (a 0/1 mask on the smallest ``|w|``) and with ``torch.nn.utils.prune``
+(layer-wise and global, unstructured and structured); neurons removed for real
+(a smaller dense network, biases folded into the next layer); accuracy against
+sparsity without retraining; iterative prune-and-retrain (Han et al. 2015); the
+lottery ticket experiment (Frankle and Carbin 2019); CPU latency of sparse and
+shrunk networks; the size of a pruned model stored in compressed sparse row (CSR)
+form; and the sparsity slider.
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,46 +23,49 @@ from matplotlib.figure import Figure
 from torch import nn
 from torch.nn.utils import prune
 
-from . import cache, training, viz
+from . import cache, config, training, viz
 from .models import LeNet300100
 
 __all__ = [
     "accuracy_vs_sparsity",
     "apply_masks",
+    "compare_latency",
+    "cpu_latency",
     "csr_arrays",
     "curves_figure",
     "global_magnitude_masks",
+    "initial_lenet",
     "iterative_pruning",
     "layer_sparsity",
     "load_sparse",
+    "lottery_ticket",
     "magnitude_mask",
     "prunable_weights",
     "prune_model",
+    "remove_neurons",
     "save_sparse",
     "sparse_bytes_expected",
     "sparsity",
     "sparsity_figure",
     "structured_mask",
+    "ticket_starts",
     "torch_prune",
     "train_lenet",
 ]
 
-#: Mean and standard deviation of the MNIST training pixels (scaled to [0, 1]).
-# --------------------------------------------------------------------------- data and model
+# --------------------------------------------------------------------------- the dense network
 
 
-def train_lenet(
-    train, test=None, epochs: int = 10, lr: float = 1e-3, seed: int = 0, progress: bool = True
-) -> tuple[LeNet300100, training.History]:
-    """A LeNet-300-100 trained on ``train`` (an ``(x, y)`` pair); returns it and its history.
+def initial_lenet(seed: int | None = None) -> LeNet300100:
+    """The untrained LeNet-300-100 that :func:`train_lenet` starts from (its weights are θ0)."""
+    return LeNet300100(seed=config.resolve_seed(seed))
 
-    Adam with a cosine learning-rate schedule from ``lr`` down to zero over
-    ``epochs``, mini-batches of 128.
-    """
-    model = LeNet300100(seed=seed)
+
+def _fit_lenet(model, train, test, epochs: int, lr: float, seed: int, progress: bool):
+    """Adam with a cosine learning rate from ``lr`` down to zero, mini-batches of 128."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    history = training.fit(
+    return training.fit(
         model,
         train,
         epochs=epochs,
@@ -70,6 +76,18 @@ def train_lenet(
         progress=progress,
         device="cpu",
     )
+
+
+def train_lenet(
+    train, test=None, epochs: int = 10, lr: float = 1e-3, seed: int | None = None, progress=True
+) -> tuple[LeNet300100, training.History]:
+    """LeNet-300-100 trained from :func:`initial_lenet` on ``train`` (an ``(x, y)`` pair).
+
+    Returns the model (in evaluation mode) and its history.
+    """
+    seed = config.resolve_seed(seed)
+    model = initial_lenet(seed)
+    history = _fit_lenet(model, train, test, epochs, lr, seed, progress)
     return model.eval(), history
 
 
@@ -146,9 +164,11 @@ def global_magnitude_masks(weights: Sequence[torch.Tensor], amount: float) -> li
 def structured_mask(
     weight: torch.Tensor, amount: float, n: float = 2, dim: int = 0
 ) -> torch.Tensor:
-    """Mask that removes whole slices along ``dim`` (rows = output neurons for ``dim=0``).
+    """Mask that zeroes whole slices along ``dim`` (rows = output neurons for ``dim=0``).
 
     The fraction ``amount`` of slices with the smallest L``n`` norm is zeroed.
+    Like ``torch.nn.utils.prune.ln_structured`` it touches the weight only: the
+    bias of a zeroed neuron stays, so the neuron still outputs ``relu(bias)``.
     """
     size = weight.shape[dim]
     k = _n_to_prune(amount, size)
@@ -171,28 +191,28 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     return model
 
 
+def _masks(layers: dict[str, nn.Linear], amount: float, scope: str, structured: bool) -> dict:
+    if structured:  # hidden neurons only: the output layer keeps its ten classes
+        return {name: structured_mask(layers[name].weight, amount) for name in list(layers)[:-1]}
+    if scope == "global":
+        weights = [m.weight for m in layers.values()]
+        return dict(zip(layers, global_magnitude_masks(weights, amount), strict=True))
+    if scope == "layer":
+        return {name: magnitude_mask(m.weight, amount) for name, m in layers.items()}
+    raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+
+
 def prune_model(
     model: nn.Module, amount: float, scope: str = "global", structured: bool = False
 ) -> nn.Module:
     """A pruned copy of ``model`` (from-scratch masks; ``model`` itself is untouched).
 
     ``scope="global"`` ranks all weights together, ``"layer"`` prunes every
-    layer by ``amount``. ``structured=True`` removes whole neurons (rows of the
-    hidden layers, by L2 norm); the output layer keeps its ten classes.
+    layer by ``amount``. ``structured=True`` zeroes whole rows of the hidden
+    layers (neurons, by L2 norm), as ``ln_structured`` does.
     """
     pruned = training.clone(model)
-    layers = prunable_weights(pruned)
-    if structured:
-        hidden = list(layers)[:-1]
-        masks = {name: structured_mask(layers[name].weight, amount) for name in hidden}
-    elif scope == "global":
-        weights = [m.weight for m in layers.values()]
-        masks = dict(zip(layers, global_magnitude_masks(weights, amount), strict=True))
-    elif scope == "layer":
-        masks = {name: magnitude_mask(m.weight, amount) for name, m in layers.items()}
-    else:
-        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-    return apply_masks(pruned, masks)
+    return apply_masks(pruned, _masks(prunable_weights(pruned), amount, scope, structured))
 
 
 # --------------------------------------------------------------------------- the library way
@@ -205,8 +225,7 @@ def torch_prune(
 
     The pruning stays *attached*: each layer gets a ``weight_orig`` parameter,
     a ``weight_mask`` buffer and a hook that recomputes ``weight = weight_orig
-    * weight_mask`` before every forward pass. Calling it again prunes the
-    survivors further; ``torch.nn.utils.prune.remove`` makes it permanent.
+    * weight_mask`` before every forward pass.
     """
     layers = prunable_weights(model)
     if structured:
@@ -228,6 +247,38 @@ def _make_permanent(model: nn.Module) -> nn.Module:
         if prune.is_pruned(m) and hasattr(m, "weight_mask"):
             prune.remove(m, "weight")
     return model
+
+
+# --------------------------------------------------------------------------- neurons removed for real
+
+
+def remove_neurons(model: nn.Module, amount: float) -> nn.Sequential:
+    """A smaller dense network without the fraction ``amount`` of each hidden layer's neurons.
+
+    The neurons are those of :func:`structured_mask` (smallest row norms). A
+    masked neuron still outputs the constant ``relu(b_j)``; removing it deletes
+    its row and bias and the next layer's column ``j``, and adds
+    ``W_next[:, j] * relu(b_j)`` to the next layer's bias, so the smaller
+    network computes exactly what the masked one does.
+    """
+    layers = list(prunable_weights(model).values())
+    keep = [torch.arange(layers[0].in_features)]
+    for layer in layers[:-1]:
+        keep.append(structured_mask(layer.weight, amount)[:, 0].nonzero().squeeze(1))
+    keep.append(torch.arange(layers[-1].out_features))
+    modules: list[nn.Module] = [nn.Flatten()]
+    for i, layer in enumerate(layers):
+        w, b = layer.weight.detach(), layer.bias.detach().clone()
+        if i > 0:  # the removed neurons of the layer below send a constant relu(bias)
+            gone = torch.ones(w.shape[1], dtype=torch.bool)
+            gone[keep[i]] = False
+            b += w[:, gone] @ torch.relu(layers[i - 1].bias.detach()[gone])
+        small = nn.Linear(len(keep[i]), len(keep[i + 1]))
+        with torch.no_grad():
+            small.weight.copy_(w[keep[i + 1]][:, keep[i]])
+            small.bias.copy_(b[keep[i + 1]])
+        modules += [small, nn.ReLU()] if i < len(layers) - 1 else [small]
+    return nn.Sequential(*modules).eval()
 
 
 # --------------------------------------------------------------------------- experiments
@@ -261,7 +312,7 @@ def iterative_pruning(
     targets: Sequence[float],
     epochs: int = 3,
     lr: float = 3e-4,
-    seed: int = 0,
+    seed: int | None = None,
     progress: bool = True,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Prune globally to each target sparsity in turn, retraining ``epochs`` after each step.
@@ -273,6 +324,7 @@ def iterative_pruning(
     """
     from tqdm.auto import tqdm
 
+    seed = config.resolve_seed(seed)
     pruned = training.clone(model)
     params = [(m, "weight") for m in prunable_weights(pruned).values()]
     records: list[dict[str, float]] = []
@@ -280,22 +332,15 @@ def iterative_pruning(
     for round_, target in enumerate(tqdm(targets, desc="prune + retrain", disable=not progress)):
         if not current <= target < 1.0:
             raise ValueError(f"targets must rise and stay below 1, got {list(targets)}")
-        # torch prunes a fraction of the *surviving* weights: convert the target
-        step = 1.0 - (1.0 - target) / (1.0 - current)
+        step = 1.0 - (1.0 - target) / (1.0 - current)  # torch prunes a share of the survivors
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=step)
         current = target
         after_prune = training.accuracy(pruned, test)
         if epochs > 0:
             optimizer = torch.optim.Adam(pruned.parameters(), lr=lr)
-            training.fit(
-                pruned,
-                train,
-                epochs=epochs,
-                optimizer=optimizer,
-                seed=seed + round_ + 1,
-                progress=False,
-                device="cpu",
-            )
+            step_seed = seed + round_ + 1
+            training.fit(pruned, train, epochs, optimizer=optimizer, seed=step_seed,
+                         progress=False, device="cpu")  # fmt: skip
         records.append(
             {
                 "target": target,
@@ -322,29 +367,83 @@ def curves_figure(
     ax = axes[0, 0]
     for label, curve in curves.items():
         ax.plot(100 * curve["sparsity"], 100 * curve["accuracy"], "-o", ms=4, label=label)
+    title = f"dense {100 * dense_accuracy:.2f} %"
     if retrained:
         xs = [100 * r["sparsity"] for r in retrained]
-        ax.plot(
-            xs,
-            [100 * r["retrained_accuracy"] for r in retrained],
-            "k*-",
-            ms=11,
-            label="global, pruned and retrained",
-        )
+        ys = [100 * r["retrained_accuracy"] for r in retrained]
+        ax.plot(xs, ys, "k*-", ms=11, label="global, pruned and retrained")
+        title += f", retrained {ys[-1]:.2f} % at {retrained[-1]['sparsity']:.0%}"
     ax.axhline(100 * dense_accuracy, color="0.4", ls="--", lw=1, label="dense model")
     ax.set_xlabel("weights removed (%)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, loc="lower left")
-    best = (
-        f", retrained {100 * retrained[-1]['retrained_accuracy']:.2f} % at "
-        f"{retrained[-1]['sparsity']:.0%}"
-        if retrained
-        else ""
-    )
-    ax.set_title(f"dense {100 * dense_accuracy:.2f} %{best}", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def ticket_starts(pruned: nn.Module, seed: int | None = None) -> dict[str, LeNet300100]:
+    """Two untrained networks with ``pruned``'s zero pattern as a fixed mask.
+
+    ``"rewound"`` starts from the initial values θ0 of :func:`train_lenet` with the
+    same seed (:func:`initial_lenet`), ``"random"`` from a new draw of the same
+    distribution. The masks are attached with ``prune.custom_from_mask``, so
+    training keeps the pruned weights at zero.
+    """
+    seed = config.resolve_seed(seed)
+    masks = {name: (m.weight != 0).float() for name, m in prunable_weights(pruned).items()}
+    starts = {"rewound": initial_lenet(seed), "random": LeNet300100(seed=seed + 1000)}
+    for net in starts.values():
+        for name, layer in prunable_weights(net).items():
+            prune.custom_from_mask(layer, "weight", masks[name])
+    return starts
+
+
+def lottery_ticket(
+    pruned: nn.Module, train, test, epochs: int = 2, seed: int | None = None
+) -> dict[str, list[float]]:
+    """Train both :func:`ticket_starts` with the dense network's recipe (Frankle and Carbin 2019).
+
+    Returns the test accuracy after every epoch of the rewound ticket and of the
+    randomly re-initialised one.
+    """
+    seed = config.resolve_seed(seed)
+    result = {}
+    for kind, net in ticket_starts(pruned, seed).items():
+        result[kind] = _fit_lenet(net, train, test, epochs, 1e-3, seed, progress=False).val_accuracy
+    return result
+
+
+# --------------------------------------------------------------------------- latency
+
+
+def cpu_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, threads: int = 1) -> float:
+    """Median seconds of one forward pass of ``x`` on the CPU with ``threads`` threads."""
+    model = model.eval()
+    times = []
+    with training.num_threads(threads), torch.inference_mode():
+        model(x)  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def compare_latency(
+    models: dict[str, nn.Module], x: torch.Tensor, rounds: int = 5, repeats: int = 20
+) -> dict[str, float]:
+    """Median latency of each model on ``x`` (one thread), measured in interleaved rounds.
+
+    Round after round every model is timed in turn, so that a burst of load on
+    a shared machine slows all of them alike and the ratios stay fair.
+    """
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            times[name].append(cpu_latency(model, x, repeats))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 # --------------------------------------------------------------------------- sparse storage
@@ -450,10 +549,10 @@ def sparsity_figure(
     """Prune ``model`` globally to ``sparsity`` (no retraining) and show what is left.
 
     Left: accuracy against sparsity (the precomputed ``curves``, if given, and
-    this setting as a dot). Middle: histogram of the first layer's weights,
+    this setting as a star). Middle: histogram of the first layer's weights,
     kept and pruned. Right: for each of the 28x28 input pixels, how many of
-    its 300 connections to the first layer survive. The test accuracy at this
-    sparsity is in the title.
+    its connections to the first layer survive. The title gives the sparsity
+    reached and the test accuracy.
     """
     pruned = prune_model(model, sparsity, scope="global")
     acc = training.accuracy(pruned, test)
@@ -465,10 +564,7 @@ def sparsity_figure(
     for label, curve in (curves or {}).items():
         ax.plot(100 * curve["sparsity"], 100 * curve["accuracy"], "-o", ms=3, label=label)
     ax.plot(100 * real, 100 * acc, "k*", ms=14, label="this setting")
-    ax.set_xlabel("weights removed (%)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_xlim(-2, 102)
-    ax.set_ylim(0, 100)
+    ax.set(xlabel="weights removed (%)", ylabel="test accuracy (%)", xlim=(-2, 102), ylim=(0, 100))
     ax.legend(fontsize=8, loc="lower left")
     ax = axes[0, 1]
     bins = np.linspace(w.min(), w.max(), 80)
@@ -480,7 +576,7 @@ def sparsity_figure(
     ax.legend(fontsize=8)
     ax = axes[0, 2]
     per_pixel = kept.sum(0).reshape(28, 28).numpy()
-    image = ax.imshow(per_pixel, cmap="viridis", vmin=0, vmax=max(1, per_pixel.max()))
+    image = ax.imshow(per_pixel, cmap="viridis", vmin=0, vmax=kept.shape[0])
     ax.set_title(f"fc1 connections kept per input pixel (of {kept.shape[0]})", fontsize=9)
     ax.axis("off")
     fig.colorbar(image, ax=ax, fraction=0.046)

@@ -1,29 +1,32 @@
 """Notebook 07: quantisation, storing weights in a few bits.
 
-Affine quantisation from scratch (scale, zero point, rounding, clamping;
-per-tensor and per-channel), the reconstruction error against bit width,
-agreement with ``torch.quantize_per_tensor``/``quantize_per_channel``,
-post-training dynamic int8 quantisation of LeNet-300-100 with
-``torch.ao.quantization.quantize_dynamic`` (size, latency, accuracy), and
-fake quantisation with the straight-through estimator for quantisation-aware
-training (QAT).
+In the notebook's order: affine quantisation from scratch (scale, zero point,
+rounding, clamping; per tensor and per output channel) and its agreement with
+PyTorch's observers and quantised tensors; the reconstruction error against bit
+width (with the slider); integer-only arithmetic of a quantised linear layer
+(int8 codes, int32 accumulation, requantisation by a fixed-point multiplier,
+Jacob et al. 2018) checked against PyTorch's quantised ``Linear``; calibration of
+activation ranges (min-max or percentile); post-training dynamic int8
+quantisation of LeNet-300-100 with ``torch.ao.quantization.quantize_dynamic``
+(size, accuracy, latency over batch sizes); fake quantisation with the
+straight-through estimator and quantisation-aware training (QAT).
 
 About the deprecation warnings
 ------------------------------
-In the pinned PyTorch (2.13) ``torch.ao.quantization`` still works (and its
-int8 kernels are faster than fp32 on a CPU), but it announces that it is
-deprecated in favour of the separate ``torchao`` package; the quantised tensor
-constructors (``torch.quantize_per_tensor``, ...) announce the same. Importing
-this module silences exactly those two notices, matched by message and
-category (:data:`SILENCED_WARNINGS`); every other warning still shows.
+In the pinned PyTorch (2.13) ``torch.ao.quantization`` still works, but it warns
+that it is deprecated: PyTorch's documentation asks users of eager-mode
+quantisation (``quantize``, ``quantize_dynamic``) to move to ``torchao``'s
+``quantize_`` API, and the quantised-tensor constructors
+(``torch.quantize_per_tensor``, ...) warn the same. Importing this module
+silences exactly those two notices, matched by message and category
+(:data:`SILENCED_WARNINGS`); every other warning still shows.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import re
-import statistics
-import time
 import warnings
 from collections.abc import Sequence
 
@@ -32,29 +35,36 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import training, viz
-from .pruning import prunable_weights
+from . import config, training, viz
+from .pruning import compare_latency, prunable_weights
 
 __all__ = [
     "SILENCED_WARNINGS",
     "QuantLinear",
     "affine_qparams",
     "bitwidth_figure",
+    "calibrated_range",
     "compare_codes",
-    "cpu_latency",
     "dequantize",
     "error_vs_bits",
     "fake_quantize",
     "fake_quantize_ste",
+    "fixed_point_multiplier",
+    "int8_linear_from_scratch",
+    "int8_linear_torch",
+    "integer_linear",
+    "latency_figure",
+    "latency_vs_batch",
+    "qat_figure",
+    "qat_vs_ptq",
     "qrange",
     "quantization_error",
     "quantize",
-    "quantize_dynamic_int8",
-    "qat_figure",
-    "qat_vs_ptq",
     "quantize_weights",
+    "range_error",
     "silence_deprecation_warnings",
     "ste_round",
+    "symmetric_scale",
     "train_qat",
     "uniform_noise_error",
 ]
@@ -287,40 +297,138 @@ def bitwidth_figure(bits: int = 4, *, weight: torch.Tensor, row: int | None = No
     return fig
 
 
-# --------------------------------------------------------------------------- post-training int8
+# --------------------------------------------------------------------------- integer-only arithmetic
 
 
-def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
-    """A dynamically quantised copy of ``model``: int8 Linear weights, fp32 activations.
+def symmetric_scale(weight: torch.Tensor) -> torch.Tensor:
+    """Scale of symmetric signed 8-bit codes (zero point 0): ``max|w| / 127.5``.
 
-    ``torch.ao.quantization.quantize_dynamic`` stores each Linear weight as
-    int8 (per tensor, symmetric) and quantises the activations on the fly,
-    batch by batch, so it needs no calibration data.
+    What PyTorch's ``MinMaxObserver(qscheme=torch.per_tensor_symmetric)``
+    computes for ``qint8`` weights; codes then run from -128 to 127.
     """
-    fp32 = copy.deepcopy(model).cpu().eval()
-    return torch.ao.quantization.quantize_dynamic(fp32, {nn.Linear}, dtype=torch.qint8)
+    return (weight.detach().abs().max() / 127.5).clamp_min(torch.finfo(torch.float32).eps)
 
 
-def cpu_latency(model: nn.Module, x: torch.Tensor, repeats: int = 20, threads: int = 1) -> float:
-    """Median seconds of one forward pass of ``x`` on the CPU, with ``threads`` threads.
+def fixed_point_multiplier(m: float) -> tuple[int, int]:
+    """``(m0, shift)`` with ``m = m0 * 2**-(31 + shift)`` and ``m0`` a 31-bit integer.
 
-    One thread keeps the measurement comparable and less noisy on a shared
-    machine; the thread setting is restored afterwards.
+    Jacob et al. (2018): the real multiplier ``M = S_x S_w / S_y`` lies in (0, 1),
+    so it is a normalised mantissa in [0.5, 1) stored as an integer ``m0`` with
+    31 fractional bits, times a power of two that becomes a right shift.
     """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        model = model.eval()
-        times = []
-        with torch.inference_mode():
-            model(x)  # warm-up
-            for _ in range(repeats):
-                start = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous)
-    return statistics.median(times)
+    if not 0.0 < m < 1.0:
+        raise ValueError(f"the requantisation multiplier must lie in (0, 1), got {m}")
+    mantissa, exponent = math.frexp(m)  # m = mantissa * 2**exponent, mantissa in [0.5, 1)
+    m0 = round(mantissa * 2**31)
+    if m0 == 2**31:  # the mantissa rounded up to 1.0
+        m0, exponent = 2**30, exponent + 1
+    return m0, -exponent
+
+
+def integer_linear(q_x, z_x: int, q_w, bias_q, m0: int, shift: int, z_y: int) -> torch.Tensor:
+    """Output codes of a quantised linear layer computed with integers only.
+
+    ``acc = (q_x - z_x) @ q_w.T + bias_q`` is the int32 accumulator (weights
+    symmetric, zero point 0; the bias quantised with scale ``S_x S_w``); it is
+    requantised to the output's uint8 codes by the fixed-point multiplier
+    ``(m0, shift)`` of :func:`fixed_point_multiplier`, a rounding right shift,
+    the output zero point ``z_y`` and clamping to 0..255.
+    """
+    acc = (q_x.long() - z_x) @ q_w.long().T + bias_q.long()
+    if acc.abs().max() >= 2**31:
+        raise OverflowError("the accumulator left the int32 range")
+    total_shift = 31 + shift
+    scaled = (acc * m0 + (1 << (total_shift - 1))) >> total_shift  # round(acc * M)
+    return torch.clamp(scaled + z_y, 0, 255)
+
+
+def int8_linear_from_scratch(linear: nn.Linear, x: torch.Tensor, x_qparams, y_qparams):
+    """uint8 output codes of ``linear`` on ``x`` by :func:`integer_linear`.
+
+    ``x_qparams`` and ``y_qparams`` are ``(scale, zero_point)`` of the input and
+    output (from calibration); the weight gets :func:`symmetric_scale`.
+    """
+    (s_x, z_x), (s_y, z_y) = x_qparams, y_qparams
+    s_w = float(symmetric_scale(linear.weight))
+    q_x = quantize(x, s_x, z_x, bits=8)
+    q_w = quantize(linear.weight.detach(), s_w, 0, bits=8, signed=True)
+    bias_q = torch.round(linear.bias.detach().double() / (s_x * s_w)).long()
+    m0, shift = fixed_point_multiplier(s_x * s_w / s_y)
+    return integer_linear(q_x, z_x, q_w, bias_q, m0, shift, z_y)
+
+
+def int8_linear_torch(linear: nn.Linear, x: torch.Tensor, x_qparams, y_qparams):
+    """The same layer through PyTorch's quantised ``Linear`` (fbgemm/x86 or qnnpack kernels)."""
+    (s_x, z_x), (s_y, z_y) = x_qparams, y_qparams
+    layer = torch.ao.nn.quantized.Linear(linear.in_features, linear.out_features)
+    s_w = float(symmetric_scale(linear.weight))
+    q_w = torch.quantize_per_tensor(linear.weight.detach(), s_w, 0, torch.qint8)
+    layer.set_weight_bias(q_w, linear.bias.detach())
+    layer.scale, layer.zero_point = float(s_y), int(z_y)
+    return layer(torch.quantize_per_tensor(x, float(s_x), int(z_x), torch.quint8)).int_repr()
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def calibrated_range(activations: torch.Tensor, method: str = "minmax", percentile=99.9):
+    """``(low, high)`` range for quantising activations, from calibration data.
+
+    ``"minmax"`` covers every calibration value; ``"percentile"`` cuts the
+    ``100 - percentile`` per cent largest (and, for signed data, smallest)
+    values, which are then clipped, so that the rest get finer steps.
+    """
+    a = activations.detach().flatten().float()
+    if method == "minmax":
+        return a.min().item(), a.max().item()
+    if method != "percentile":
+        raise ValueError(f"method must be 'minmax' or 'percentile', got {method!r}")
+    if len(a) > 2_000_000:  # torch.quantile's limit on input size
+        a = a[torch.randperm(len(a), generator=torch.Generator().manual_seed(0))[:2_000_000]]
+    q = torch.quantile(a, torch.tensor([1 - percentile / 100, percentile / 100]))
+    low = a.min().item() if a.min() >= 0 else q[0].item()  # ReLU outputs: keep 0 exact
+    return low, q[1].item()
+
+
+def range_error(activations: torch.Tensor, low: float, high: float, bits: int) -> float:
+    """Relative error ``||a - â|| / ||a||`` of ``activations`` quantised on ``[low, high]``."""
+    scale, zero_point = affine_qparams(low, high, bits)
+    a = activations.detach().float()
+    a_hat = dequantize(quantize(a, scale, zero_point, bits), scale, zero_point)
+    return float(torch.linalg.vector_norm(a - a_hat) / torch.linalg.vector_norm(a))
+
+
+# --------------------------------------------------------------------------- latency over batch sizes
+
+
+def latency_vs_batch(
+    models: dict[str, nn.Module], x: torch.Tensor, batches: Sequence[int] = (1, 4, 16, 64, 256)
+) -> dict[str, np.ndarray]:
+    """Median one-thread latency of each model at each batch size (interleaved rounds)."""
+    rows = [compare_latency(models, x[:b]) for b in batches]
+    return {"batch": np.array(batches), **{k: np.array([r[k] for r in rows]) for k in models}}
+
+
+def latency_figure(
+    result: dict[str, np.ndarray], base: str = "fp32", other: str = "int8"
+) -> Figure:
+    """Latency per batch (log-log) of two models, and the speed-up ``base / other``."""
+    batch = result["batch"]
+    speedup = result[base] / result[other]
+    fig, axes = viz.figure(1, 2, size=(11.0, 3.6))
+    for name in (base, other):
+        axes[0, 0].loglog(batch, 1e3 * result[name], "-o", label=name)
+    axes[0, 0].set(xlabel="batch size", ylabel="ms per forward pass")
+    axes[0, 0].legend(fontsize=8)
+    axes[0, 1].semilogx(batch, speedup, "-o", color="k")
+    axes[0, 1].axhline(1.0, color="0.5", ls="--", lw=1)
+    axes[0, 1].set(xlabel="batch size", ylabel=f"{other} speed-up over {base}")
+    fig.suptitle(
+        f"{other} vs {base}: {speedup[0]:.2f}x as fast at batch {batch[0]}, "
+        f"{speedup[-1]:.2f}x at batch {batch[-1]} (one thread)"
+    )
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------- fake quantisation and QAT
@@ -407,7 +515,7 @@ def train_qat(
     bits: int,
     epochs: int = 2,
     lr: float = 3e-4,
-    seed: int = 0,
+    seed: int | None = None,
     progress: bool = False,
 ) -> nn.Module:
     """Quantisation-aware fine-tuning of a trained ``model`` at ``bits`` bits per weight.
@@ -423,6 +531,7 @@ def train_qat(
         parent, _, child = name.rpartition(".")
         owner = qat.get_submodule(parent) if parent else qat
         setattr(owner, child, QuantLinear.from_linear(getattr(owner, child), bits))
+    seed = config.resolve_seed(seed)
     training.fit(qat, train, epochs=epochs, lr=lr, seed=seed, progress=progress, device="cpu")
     for name in names:
         parent, _, child = name.rpartition(".")
@@ -438,11 +547,20 @@ def train_qat(
 
 
 def qat_vs_ptq(
-    model: nn.Module, train, test, bits: Sequence[int], epochs: int = 2, lr: float = 3e-4
+    model: nn.Module,
+    train,
+    test,
+    bits: Sequence[int],
+    epochs: int = 2,
+    lr: float = 3e-4,
+    seed: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Test accuracy after post-training quantisation and after QAT, per bit width."""
     ptq = [training.accuracy(quantize_weights(model, b), test) for b in bits]
-    qat = [training.accuracy(train_qat(model, train, b, epochs=epochs, lr=lr), test) for b in bits]
+    qat = [
+        training.accuracy(train_qat(model, train, b, epochs=epochs, lr=lr, seed=seed), test)
+        for b in bits
+    ]
     return {"bits": np.array(list(bits)), "ptq": np.array(ptq), "qat": np.array(qat)}
 
 

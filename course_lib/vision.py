@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from . import data, training
+from . import config, data, training
 
 __all__ = [
     "Augment",
@@ -201,15 +201,21 @@ class ConvBN(nn.Sequential):
 
 
 class Residual(nn.Module):
-    """``x + f(x)`` with ``f`` two :class:`ConvBN` blocks of the same width."""
+    """``x + f(x)`` with ``f`` two :class:`ConvBN` blocks of the same width.
 
-    def __init__(self, channels: int):
+    ``skip=False`` leaves the identity path out (the block computes ``f(x)``
+    only), for the ablation that shows what the skip connection is for.
+    """
+
+    def __init__(self, channels: int, skip: bool = True):
         super().__init__()
         self.a = ConvBN(channels, channels)
         self.b = ConvBN(channels, channels)
+        self.skip = skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.b(self.a(x))
+        out = self.b(self.a(x))
+        return x + out if self.skip else out
 
 
 class SmallResNet(nn.Module):
@@ -242,16 +248,17 @@ class SmallResNet(nn.Module):
         n_classes: int = 10,
         logit_scale: float = 0.125,
         channels_last: bool = True,
+        residual: bool = True,
     ):
         super().__init__()
         w = width
         self.norm = Normalize(mean, std, channels_last)
         self.stem = ConvBN(3, w, stem_kernel)
         self.layer1 = ConvBN(w, 2 * w, pool=True)
-        self.res1 = Residual(2 * w)
+        self.res1 = Residual(2 * w, skip=residual)
         self.layer2 = ConvBN(2 * w, 4 * w, pool=True)
         self.layer3 = ConvBN(4 * w, 8 * w, pool=True)
-        self.res3 = Residual(8 * w)
+        self.res3 = Residual(8 * w, skip=residual)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(8 * w, n_classes)
         self.logit_scale = logit_scale
@@ -344,7 +351,7 @@ def train(
     flip: float = 0.5,
     snapshots: bool = False,
     progress: bool = True,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> Run:
     """Train ``model`` on ``train_set`` (a :class:`~course_lib.data.Dataset` or ``(x, y)``).
 
@@ -353,8 +360,11 @@ def train(
     all run by :func:`course_lib.training.fit` (progress bar included).
     ``val`` (optional) is evaluated after every epoch, which costs time. With
     ``snapshots=True`` a :class:`~course_lib.training.WeightSnapshots`
-    records every parameter before training and after each epoch.
+    records every parameter before training and after each epoch. ``seed``
+    (default: the course seed, ``COURSE_SEED``) fixes the batch order and the
+    augmentation's random numbers.
     """
+    seed = config.resolve_seed(seed)
     x, y = xy(train_set)
     torch.manual_seed(seed)
     loader = training.make_loader(x, y, batch_size=batch_size, shuffle=True, seed=seed)

@@ -1,19 +1,22 @@
 """Notebook 05: looking at weights.
 
-Three views of what training does to weights, each with a number that
-states what the picture shows:
+In the notebook's order, each picture with a number that states what it shows:
 
 * the first-layer filters of a CNN trained on CIFAR-10 (the network and the
-  pipeline of :mod:`course_lib.vision`), before and after training:
-  random noise becomes smooth colour blobs and edge detectors, measured by
-  the spatial autocorrelation of the weights (:func:`smoothness`) and by how
-  their energy splits between brightness and colour (:func:`colour_share`);
-* the first-layer weights of an MLP on MNIST, one 28x28 image per hidden
-  unit: where the training images never vary, the weights never move
-  (:func:`frozen_pixels`), and what moves takes the shape of pen strokes;
-* per-layer weight histograms over training (:func:`histogram_figure`, with
-  an epoch slider) and the relative change of each layer
-  ``||W_t - W_0|| / ||W_0||`` (:func:`relative_change`).
+  pipeline of :mod:`course_lib.vision`), before and after training: random
+  noise becomes smooth colour blobs and edge detectors, measured by the
+  spatial autocorrelation of the weights (:func:`smoothness`) and by how their
+  energy splits between brightness and colour (:func:`colour_share`);
+* per-layer weight histograms over training (:func:`histogram_figure`, with an
+  epoch slider), their shape (:func:`kurtosis`), and the relative change of each
+  layer ``||W_t - W_0|| / ||W_0||`` (:func:`relative_change`), with the
+  scale invariance that batch normalisation gives the convolutions
+  (:func:`gradient_cosines`);
+* the first-layer weights of an MLP on MNIST, one 28x28 image per hidden unit:
+  the weights of pixels that are 0 in every image never move
+  (:func:`frozen_pixels`); Adam gives the rarely inked pixels full-size steps,
+  SGD does not (:func:`ink_frequency`, :func:`movement_by_ink`,
+  :func:`adam_travel`).
 """
 
 from __future__ import annotations
@@ -25,16 +28,23 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from . import data, models, training, vision, viz
+from . import config, data, models, training, vision, viz
 
 __all__ = [
+    "adam_travel",
     "cnn_weight_names",
     "colour_share",
     "filter_figure",
     "filter_images",
     "frozen_pixels",
+    "gradient_cosines",
     "histogram_figure",
+    "ink_frequency",
+    "kurtosis",
     "mnist_mlp",
+    "movement_by_ink",
+    "movement_figure",
+    "outside_initial_box",
     "rank_correlation",
     "relative_change",
     "relative_change_figure",
@@ -46,103 +56,7 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- measures
-
-
-def smoothness(weights) -> float:
-    """Spatial lag-1 autocorrelation of filters or weight images, pooled over all of them.
-
-    For a tensor ``(..., H, W)`` this is
-
-    .. math:: \\rho = \\frac{\\sum w_{r,c}\\,w_{r,c+1} + \\sum w_{r,c}\\,w_{r+1,c}}
-                          {\\tfrac12\\sum (w_{r,c}^2 + w_{r,c+1}^2)
-                           + \\tfrac12\\sum (w_{r,c}^2 + w_{r+1,c}^2)}
-
-    over every pair of horizontal and vertical neighbours: close to 0 for
-    independent random weights, near 1 for smooth patterns (blobs, soft
-    edges), negative for checkerboards. It is not centred: a filter that is
-    constant in space counts as perfectly smooth.
-    """
-    w = torch.as_tensor(training.to_numpy(weights), dtype=torch.float64)
-    if w.ndim < 2:
-        raise ValueError(f"need at least 2 spatial dimensions, got shape {tuple(w.shape)}")
-    h_pairs = w[..., :, :-1] * w[..., :, 1:]
-    v_pairs = w[..., :-1, :] * w[..., 1:, :]
-    h_energy = 0.5 * (w[..., :, :-1] ** 2 + w[..., :, 1:] ** 2)
-    v_energy = 0.5 * (w[..., :-1, :] ** 2 + w[..., 1:, :] ** 2)
-    denom = h_energy.sum() + v_energy.sum()
-    if denom == 0:
-        return 0.0
-    return ((h_pairs.sum() + v_pairs.sum()) / denom).item()
-
-
-def colour_share(filters) -> np.ndarray:
-    """Share of each RGB filter's energy that is colour rather than brightness.
-
-    A filter ``w`` of shape ``(3, k, k)`` splits into its brightness part (the
-    mean over the three channels, the same in each) and its colour part (what
-    is left, summing to zero over the channels):
-    ``share = ||w - mean_c w||^2 / ||w||^2``. A pure edge detector on
-    brightness has share 0; a red-versus-green detector has share 1; random
-    independent weights have 2/3 on average (two of the three directions in
-    colour space are colour). Returns one value per filter.
-    """
-    w = torch.as_tensor(training.to_numpy(filters), dtype=torch.float64)
-    if w.ndim != 4 or w.shape[1] != 3:
-        raise ValueError(f"expected filters of shape (F, 3, k, k), got {tuple(w.shape)}")
-    colour = w - w.mean(dim=1, keepdim=True)
-    total = (w**2).sum(dim=(1, 2, 3)).clamp_min(1e-30)
-    return ((colour**2).sum(dim=(1, 2, 3)) / total).numpy()
-
-
-def rank_correlation(a, b) -> float:
-    """Spearman's rank correlation of two sequences: the Pearson correlation of their ranks.
-
-    +1 when ``b`` grows whenever ``a`` grows, -1 when it always shrinks. Ties
-    are broken by order of appearance (enough for measured, continuous values).
-    """
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    if len(a) != len(b) or len(a) < 2:
-        raise ValueError(f"need two sequences of equal length >= 2, got {len(a)} and {len(b)}")
-    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable")
-    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def relative_change(
-    snapshots: Sequence[Mapping[str, torch.Tensor]], names: Sequence[str] | None = None
-) -> dict[str, np.ndarray]:
-    """``||W_t - W_0|| / ||W_0||`` for every named tensor and every snapshot ``t``.
-
-    ``snapshots`` is :attr:`course_lib.training.WeightSnapshots.snapshots`
-    (index 0: before training). Returns ``{name: array of len(snapshots)}``;
-    the first entry of each array is 0.
-    """
-    if not snapshots:
-        raise ValueError("no snapshots: pass WeightSnapshots(...).snapshots after training")
-    names = list(names) if names is not None else list(snapshots[0])
-    out = {}
-    for name in names:
-        w0 = snapshots[0][name].double()
-        norm0 = w0.norm().item()
-        if norm0 == 0:
-            raise ValueError(f"{name} is all zeros at the start: its relative change is undefined")
-        out[name] = np.array([(s[name].double() - w0).norm().item() / norm0 for s in snapshots])
-    return out
-
-
-def frozen_pixels(images) -> np.ndarray:
-    """Boolean mask ``(H, W)`` of the pixels that are 0 in every image of ``images``.
-
-    The gradient of a first-layer weight is (error signal) x (its input pixel),
-    so the weights of these pixels get an exactly zero gradient and, with an
-    optimiser without weight decay, never move.
-    """
-    x = training.to_numpy(images)
-    return ~(x != 0).any(axis=0)
-
-
-# --------------------------------------------------------------------------- CNN on CIFAR-10
+# --------------------------------------------------------------------------- the first layer of a CNN on CIFAR-10
 
 
 def cnn_weight_names(model: nn.Module) -> list[str]:
@@ -158,7 +72,7 @@ def train_cifar_cnn(
     n_train: int | None = None,
     epochs: int = 10,
     width: int = 16,
-    seed: int = 0,
+    seed: int | None = None,
     n_test: int | None = None,
     **kwargs,
 ) -> tuple[nn.Module, vision.Run, data.Dataset]:
@@ -169,6 +83,7 @@ def train_cifar_cnn(
     layer gets 5x5 filters (instead of 3x3) so that there is more to see in
     each filter. Returns the model, the run (``run.snapshots``) and the test set.
     """
+    seed = config.resolve_seed(seed)
     train_set, test_set = vision.load_data(n_train=n_train, n_test=n_test, seed=seed)
     mean, std = vision.channel_stats(train_set.x)
     torch.manual_seed(seed)
@@ -217,6 +132,58 @@ def filter_figure(
     return fig
 
 
+# --------------------------------------------------------------------------- measures of structure
+
+
+def smoothness(weights) -> float:
+    """Spatial lag-1 autocorrelation of filters or weight images, pooled over all of them.
+
+    For a tensor ``(..., H, W)`` this is
+
+    .. math:: \\rho = \\frac{\\sum w_{r,c}\\,w_{r,c+1} + \\sum w_{r,c}\\,w_{r+1,c}}
+                          {\\tfrac12\\sum (w_{r,c}^2 + w_{r,c+1}^2)
+                           + \\tfrac12\\sum (w_{r,c}^2 + w_{r+1,c}^2)}
+
+    over every pair of horizontal and vertical neighbours: close to 0 for
+    independent random weights, near 1 for smooth patterns (blobs, soft
+    edges), negative for checkerboards. It is not centred: a filter that is
+    constant in space counts as perfectly smooth.
+    """
+    w = torch.as_tensor(training.to_numpy(weights), dtype=torch.float64)
+    if w.ndim < 2:
+        raise ValueError(f"need at least 2 spatial dimensions, got shape {tuple(w.shape)}")
+    h_pairs = w[..., :, :-1] * w[..., :, 1:]
+    v_pairs = w[..., :-1, :] * w[..., 1:, :]
+    h_energy = 0.5 * (w[..., :, :-1] ** 2 + w[..., :, 1:] ** 2)
+    v_energy = 0.5 * (w[..., :-1, :] ** 2 + w[..., 1:, :] ** 2)
+    denom = h_energy.sum() + v_energy.sum()
+    if denom == 0:
+        return 0.0
+    return ((h_pairs.sum() + v_pairs.sum()) / denom).item()
+
+
+def colour_share(filters) -> np.ndarray:
+    """Share of each RGB filter's energy that is colour rather than brightness.
+
+    A filter ``w`` of shape ``(3, k, k)`` splits into its brightness part (the
+    mean over the three channels, the same in each) and its colour part (what
+    is left, summing to zero over the channels):
+    ``share = ||w - mean_c w||^2 / ||w||^2``. A pure edge detector on
+    brightness has share 0; a red-versus-green detector has share 1; random
+    independent weights have 2/3 on average (two of the three directions in
+    colour space are colour). Returns one value per filter.
+    """
+    w = torch.as_tensor(training.to_numpy(filters), dtype=torch.float64)
+    if w.ndim != 4 or w.shape[1] != 3:
+        raise ValueError(f"expected filters of shape (F, 3, k, k), got {tuple(w.shape)}")
+    colour = w - w.mean(dim=1, keepdim=True)
+    total = (w**2).sum(dim=(1, 2, 3)).clamp_min(1e-30)
+    return ((colour**2).sum(dim=(1, 2, 3)) / total).numpy()
+
+
+# --------------------------------------------------------------------------- weight histograms over training
+
+
 def histogram_figure(
     snapshots: Sequence[Mapping[str, torch.Tensor]],
     epoch: int = -1,
@@ -260,6 +227,52 @@ def histogram_figure(
     return fig
 
 
+def kurtosis(weights) -> float:
+    """Kurtosis ``E[(w - mean)^4] / var^2`` of all the numbers in ``weights``.
+
+    1.8 for a uniform distribution, 3 for a Gaussian, more for heavier tails
+    (``scipy.stats.kurtosis(w, fisher=False)`` computes the same).
+    """
+    w = torch.as_tensor(training.to_numpy(weights), dtype=torch.float64).flatten()
+    centred = w - w.mean()
+    return ((centred**4).mean() / (centred**2).mean() ** 2).item()
+
+
+def outside_initial_box(snapshots, names: Sequence[str], epoch: int = -1) -> dict[str, float]:
+    """Share of each layer's weights beyond the initial box ``±1/sqrt(fan-in)`` after ``epoch``."""
+    out = {}
+    for name in names:
+        w0 = snapshots[0][name]
+        bound = 1 / np.sqrt(w0[0].numel())  # fan-in: the inputs of one output
+        out[name] = (snapshots[epoch][name].abs() > bound).double().mean().item()
+    return out
+
+
+# --------------------------------------------------------------------------- how far each layer moved
+
+
+def relative_change(
+    snapshots: Sequence[Mapping[str, torch.Tensor]], names: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """``||W_t - W_0|| / ||W_0||`` for every named tensor and every snapshot ``t``.
+
+    ``snapshots`` is :attr:`course_lib.training.WeightSnapshots.snapshots`
+    (index 0: before training). Returns ``{name: array of len(snapshots)}``;
+    the first entry of each array is 0.
+    """
+    if not snapshots:
+        raise ValueError("no snapshots: pass WeightSnapshots(...).snapshots after training")
+    names = list(names) if names is not None else list(snapshots[0])
+    out = {}
+    for name in names:
+        w0 = snapshots[0][name].double()
+        norm0 = w0.norm().item()
+        if norm0 == 0:
+            raise ValueError(f"{name} is all zeros at the start: its relative change is undefined")
+        out[name] = np.array([(s[name].double() - w0).norm().item() / norm0 for s in snapshots])
+    return out
+
+
 def relative_change_figure(changes: Mapping[str, np.ndarray]) -> Figure:
     """Relative change of each layer against the epoch, one line per layer."""
     fig, axes = viz.figure(size=(7.5, 4.0))
@@ -276,17 +289,48 @@ def relative_change_figure(changes: Mapping[str, np.ndarray]) -> Figure:
     return fig
 
 
-# --------------------------------------------------------------------------- MLP on MNIST
+def rank_correlation(a, b) -> float:
+    """Spearman's rank correlation of two sequences: the Pearson correlation of their ranks.
+
+    +1 when ``b`` grows whenever ``a`` grows, -1 when it always shrinks. Ties
+    are broken by order of appearance (enough for measured, continuous values).
+    """
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"need two sequences of equal length >= 2, got {len(a)} and {len(b)}")
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable")
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable")
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def mnist_mlp(hidden: int = 64, seed: int = 0) -> nn.Sequential:
+def gradient_cosines(model: nn.Module, x, y, names: Sequence[str]) -> dict[str, float]:
+    """Cosine between each named weight and its loss gradient, on one batch in training mode.
+
+    A convolution followed by batch normalisation computes the same for ``w``
+    and ``c w`` (c > 0): its loss is scale invariant, so its gradient is
+    orthogonal to ``w`` (cosine 0 up to rounding). A copy of ``model`` is used,
+    so the batch-normalisation statistics of ``model`` stay as they are.
+    """
+    net = training.clone(model).train()
+    params = dict(net.named_parameters())
+    loss = nn.functional.cross_entropy(net(training.to_tensor(x)), training.to_tensor(y))
+    grads = torch.autograd.grad(loss, [params[n] for n in names])
+    return {
+        n: nn.functional.cosine_similarity(params[n].detach().flatten(), g.flatten(), dim=0).item()
+        for n, g in zip(names, grads, strict=True)
+    }
+
+
+# --------------------------------------------------------------------------- an MLP on MNIST
+
+
+def mnist_mlp(hidden: int = 64, seed: int | None = None) -> nn.Sequential:
     """``Flatten -> Linear(784, hidden) -> ReLU -> Linear(hidden, 10)`` for 28x28 digits.
 
     It takes raw ``uint8`` images and scales them to [0, 1] itself.
     """
-    return nn.Sequential(
-        _Scale(1 / 255.0), *models.mlp([28 * 28, hidden, 10], flatten=True, seed=seed)
-    )
+    layers = models.mlp([28 * 28, hidden, 10], flatten=True, seed=config.resolve_seed(seed))
+    return nn.Sequential(_Scale(1 / 255.0), *layers)
 
 
 class _Scale(nn.Module):
@@ -302,27 +346,37 @@ def train_mnist_mlp(
     n_train: int | None = None,
     epochs: int = 5,
     hidden: int = 64,
-    lr: float = 1e-3,
-    seed: int = 0,
+    optimizer: str = "adam",
+    lr: float | None = None,
+    seed: int | None = None,
     progress: bool = True,
 ) -> tuple[nn.Module, training.History, list[dict[str, torch.Tensor]], data.Dataset]:
-    """Train :func:`mnist_mlp` with Adam (no weight decay) and snapshots of its weights.
+    """Train :func:`mnist_mlp` with snapshots of its weights, no weight decay.
 
-    Returns the model, the history (test accuracy per epoch), the snapshots
-    and the training set (whose pixels :func:`frozen_pixels` inspects).
+    ``optimizer`` is ``"adam"`` (learning rate 1e-3 unless ``lr`` says
+    otherwise) or ``"sgd"`` (with momentum 0.9, learning rate 0.1). Returns the
+    model, the history (test accuracy per epoch), the snapshots and the
+    training set (whose pixels :func:`frozen_pixels` inspects).
     """
+    seed = config.resolve_seed(seed)
     train_set = data.load_mnist("train", n=n_train, seed=seed)
     test_set = data.load_mnist("test", n=min(len(train_set), 10_000), seed=seed)
     for ds in (train_set, test_set):  # the loader may return read-only views of the files
         if not ds.x.flags.writeable:
             ds.x = ds.x.copy()
     model = mnist_mlp(hidden, seed)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr or 1e-3)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=lr or 0.1, momentum=0.9)
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     recorder = training.WeightSnapshots()
     history = training.fit(
         model,
         (train_set.x, train_set.y),
         epochs=epochs,
-        lr=lr,
+        optimizer=opt,
         val=(test_set.x, test_set.y),
         callbacks=[recorder],
         progress=progress,
@@ -365,5 +419,65 @@ def template_figure(weights, units: int = 32, title: str | None = None) -> Figur
     ax.imshow(mosaic, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     ax.axis("off")
     ax.set_title(title or f"{len(w)} first-layer weight images: smoothness {rho:.2f}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def frozen_pixels(images) -> np.ndarray:
+    """Boolean mask ``(H, W)`` of the pixels that are 0 in every image of ``images``.
+
+    The gradient of a first-layer weight is (error signal) x (its input pixel),
+    so the weights of these pixels get an exactly zero gradient and, with an
+    optimiser without weight decay, never move.
+    """
+    x = training.to_numpy(images)
+    return ~(x != 0).any(axis=0)
+
+
+def ink_frequency(images) -> np.ndarray:
+    """Share of ``images`` in which each pixel is not 0 (inked), as an ``(H, W)`` array."""
+    x = training.to_numpy(images)
+    return (x != 0).mean(axis=0)
+
+
+def movement_by_ink(w_start, w_end, frequency, rare: float = 0.01, often: float = 0.2):
+    """Mean ``|W_end - W_start|`` of first-layer weights, by how often their pixel is inked.
+
+    ``w_start``/``w_end`` are ``(hidden, 784)``; returns the mean over the pixels
+    inked in ``0 < f <= rare`` of the images (rarely), over those inked in
+    ``f > often`` of them (often), and their ratio ``rare / often``.
+    """
+    moved = (training.to_tensor(w_end) - training.to_tensor(w_start)).abs().mean(0).numpy()
+    f = np.asarray(frequency).ravel()
+    rarely = moved[(f > 0) & (f <= rare)].mean()
+    frequently = moved[f > often].mean()
+    return {"rare": float(rarely), "often": float(frequently), "ratio": float(rarely / frequently)}
+
+
+def adam_travel(gradient: float, steps: int = 200, lr: float = 1e-3) -> float:
+    """How far ``torch.optim.Adam`` moves a weight that gets one gradient and then zeros.
+
+    Adam divides each step by the running root mean square of the weight's own
+    gradients, so the distance does not depend on the gradient's size (SGD
+    would move it by ``lr * gradient``).
+    """
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=lr)
+    for t in range(steps):
+        w.grad = torch.tensor([gradient if t == 0 else 0.0])
+        opt.step()
+    return abs(w.item())
+
+
+def movement_figure(runs: Mapping[str, Sequence[Mapping[str, torch.Tensor]]], layer: str) -> Figure:
+    """Mean ``|W_end - W_start|`` per input pixel (28x28) of ``layer``, one panel per run."""
+    fig, axes = viz.figure(1, len(runs), size=(3.6 * len(runs), 3.4))
+    for ax, (name, snaps) in zip(axes.flat, runs.items(), strict=True):
+        moved = (snaps[-1][layer] - snaps[0][layer]).abs().mean(0).reshape(28, 28)
+        image = ax.imshow(moved.numpy(), cmap="viridis")
+        ax.set_title(f"{name}: largest {moved.max():.3f}", fontsize=9)
+        ax.axis("off")
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle("how far each pixel's first-layer weights moved (mean |W_end - W_start|)")
     fig.tight_layout()
     return fig

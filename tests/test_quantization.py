@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_feedback
-from matplotlib.figure import Figure
 from torch import nn
 from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
 
@@ -197,42 +196,126 @@ def test_uniform_noise_error_predicts_the_error_at_high_bit_widths():
     )
 
 
-@pytest.mark.parametrize("bits", [2, 8])
-def test_bitwidth_figure_at_slider_extremes(weight, bits):
-    fig = cl.widgets.render(Q.bitwidth_figure, bits=bits, weight=weight)
-    assert isinstance(fig, Figure)
-    title = fig._suptitle.get_text()
-    err_t = Q.quantization_error(weight, bits)
-    err_c = Q.quantization_error(weight, bits, per_channel=True)
-    assert title.startswith(f"{bits} bits ({2**bits} levels)")
-    assert f"per-tensor {err_t:.2%}" in title and f"per-channel {err_c:.2%}" in title
-    assert cl.widgets.render(Q.bitwidth_figure, bits=bits, weight=weight, row=0)
+def _levels_inside(ax, color, low, high):
+    """x positions of the vertical grid lines of ``color`` that fall inside [low, high]."""
+    from matplotlib.colors import same_color
+
+    xs = [line.get_xdata()[0] for line in ax.lines if len(line.get_xdata())]
+    colors = [line.get_color() for line in ax.lines if len(line.get_xdata())]
+    return [x for x, c in zip(xs, colors, strict=True) if same_color(c, color) and low <= x <= high]
 
 
-# --------------------------------------------------------------------------- post-training int8
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # as test_slider_ranges does
+def test_bitwidth_figure_at_the_slider_ends_shows_what_the_lesson_says(weight):
+    narrow = int((weight.amax(1) - weight.amin(1)).argmin())
+    low, high = weight[narrow].min().item(), weight[narrow].max().item()
+    two = cl.widgets.render(Q.bitwidth_figure, bits=2, weight=weight)
+    assert two.get_suptitle().startswith("2 bits (4 levels)")
+    assert len(_levels_inside(two.axes[0], "tab:red", low, high)) <= 1  # per tensor: 0 or 1 level
+    assert len(_levels_inside(two.axes[0], "tab:blue", -np.inf, np.inf)) == 4  # per row: 4 levels
+    assert len(_levels_inside(two.axes[0], "tab:blue", low, high)) >= 3  # fitted to the row
+    eight = cl.widgets.render(Q.bitwidth_figure, bits=8, weight=weight)
+    assert eight.get_suptitle().startswith("8 bits (256 levels)")
+    assert len(_levels_inside(eight.axes[0], "tab:red", low, high)) >= 2
+    err_t, err_c = (Q.quantization_error(weight, 8, per_channel=pc) for pc in (False, True))
+    assert err_c < err_t < 0.02  # at 8 bits both are small, and per channel still wins
+    assert f"per-tensor {err_t:.2%}" in eight.get_suptitle()
+    assert cl.widgets.render(Q.bitwidth_figure, bits=4, weight=weight, row=0)
 
 
-def test_quantize_dynamic_int8_copies_and_shrinks(task):
-    model = models.LeNet300100(seed=0).eval()
-    int8 = Q.quantize_dynamic_int8(model)
-    assert isinstance(model.fc1, nn.Linear)  # the original is untouched
-    assert isinstance(int8.fc1, torch.ao.nn.quantized.dynamic.Linear)
-    assert int8.fc1.weight().dtype == torch.qint8
-    x = task[1][0][:50]
+# --------------------------------------------------------------------------- integer-only arithmetic
+
+
+def test_symmetric_scale_equals_the_symmetric_observer(weight):
+    obs = MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+    obs(weight)
+    scale, zero_point = obs.calculate_qparams()
+    assert torch.equal(Q.symmetric_scale(weight).reshape(1), scale) and zero_point.item() == 0
+
+
+@pytest.mark.parametrize("m", [0.7, 1.23e-4, 3.1e-9, 0.99999999999])
+def test_fixed_point_multiplier_represents_m(m):
+    m0, shift = Q.fixed_point_multiplier(m)
+    assert 2**30 <= m0 < 2**31 and shift >= -1  # -1 only when m rounds up to 1
+    assert m0 / 2 ** (31 + shift) == pytest.approx(m, rel=1e-9)
+
+
+def test_fixed_point_multiplier_rejects_multipliers_outside_0_1():
+    for m in (0.0, 1.5):
+        with pytest.raises(ValueError, match="multiplier"):
+            Q.fixed_point_multiplier(m)
+
+
+def test_integer_linear_rounds_like_the_real_multiplier():
+    g = torch.Generator().manual_seed(8)
+    q_x = torch.randint(0, 256, (40, 30), generator=g)
+    q_w = torch.randint(-128, 128, (20, 30), generator=g)
+    bias_q = torch.randint(-5000, 5000, (20,), generator=g)
+    m = 3.7e-4
+    m0, shift = Q.fixed_point_multiplier(m)
+    ours = Q.integer_linear(q_x, 100, q_w, bias_q, m0, shift, 128)
+    acc = ((q_x - 100) @ q_w.T + bias_q).double()
+    reference = torch.clamp(torch.round(acc * m) + 128, 0, 255).long()
+    assert ours.dtype == torch.int64 and ours.min() >= 0 and ours.max() <= 255
+    differ = ours != reference
+    assert differ.double().mean() < 0.01  # only where acc * m sits on a rounding tie
+    tie = (acc * m - (acc * m).floor() - 0.5).abs()
+    assert not differ.any() or tie[differ].max() < 1e-4
+
+
+def test_int8_linear_from_scratch_equals_torchs_quantised_linear():
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    x = torch.randn(100, 64)
+    x_qp = tuple(v.item() for v in Q.affine_qparams(x.min(), x.max()))
     with torch.no_grad():
-        assert torch.allclose(int8(x), model(x), atol=0.05)
-    ratio = models.state_dict_bytes(model) / models.state_dict_bytes(int8)
-    assert 3.5 < ratio < 4.1
+        y = linear(x)
+    y_qp = tuple(v.item() for v in Q.affine_qparams(y.min(), y.max()))
+    ours = Q.int8_linear_from_scratch(linear, x, x_qp, y_qp)
+    theirs = Q.int8_linear_torch(linear, x, x_qp, y_qp).long()
+    assert (ours - theirs).abs().max() <= 1 and (ours != theirs).double().mean() < 0.005
+    assert (Q.dequantize(ours, *y_qp) - y).norm() / y.norm() < 0.02
 
 
-def test_state_dict_bytes_counts_four_bytes_per_float():
-    assert 4 * 110 < models.state_dict_bytes(nn.Linear(10, 10)) < 4 * 110 + 2000
+# --------------------------------------------------------------------------- calibration
 
 
-def test_cpu_latency_is_positive_and_restores_threads():
+def test_calibrated_range_minmax_and_percentile():
+    g = torch.Generator().manual_seed(9)
+    relu_like = torch.relu(torch.randn(10_000, generator=g))
+    relu_like[:5] = 50.0  # a few outliers
+    assert Q.calibrated_range(relu_like, "minmax") == (0.0, 50.0)
+    low, high = Q.calibrated_range(relu_like, "percentile", percentile=99.9)
+    assert low == 0.0 and 2.0 < high < 4.0  # the outliers are cut, zero kept
+    signed = torch.randn(10_000, generator=g)
+    low, high = Q.calibrated_range(signed, "percentile", percentile=99)
+    assert low == pytest.approx(-2.33, abs=0.15) and high == pytest.approx(2.33, abs=0.15)
+    with pytest.raises(ValueError, match="method"):
+        Q.calibrated_range(signed, "mse")
+
+
+def test_range_error_trades_clipping_for_rounding():
+    g = torch.Generator().manual_seed(10)
+    a = torch.relu(torch.randn(20_000, generator=g)) ** 2  # a long right tail
+    minmax, pct = Q.calibrated_range(a, "minmax"), Q.calibrated_range(a, "percentile")
+    assert Q.range_error(a, *minmax, bits=8) < Q.range_error(a, *pct, bits=8)
+    assert Q.range_error(a, *pct, bits=3) < Q.range_error(a, *minmax, bits=3)
+    assert Q.range_error(a, *minmax, bits=8) < Q.range_error(a, *minmax, bits=4)
+
+
+# --------------------------------------------------------------------------- latency over batch sizes
+
+
+def test_latency_vs_batch_and_its_figure():
     before = torch.get_num_threads()
-    seconds = Q.cpu_latency(nn.Linear(20, 5), torch.randn(8, 20), repeats=3)
-    assert 0 < seconds < 1 and torch.get_num_threads() == before
+    big, small = nn.Linear(256, 256), nn.Linear(256, 4)
+    result = Q.latency_vs_batch({"fp32": big, "int8": small}, torch.randn(64, 256), batches=(1, 64))
+    assert result["batch"].tolist() == [1, 64] and torch.get_num_threads() == before
+    assert result["fp32"][1] > result["fp32"][0] > 0  # a bigger batch takes longer
+    fig = cl.widgets.render(Q.latency_figure, result=result)
+    speedup = result["fp32"] / result["int8"]
+    assert f"{speedup[0]:.2f}x as fast at batch 1" in fig.get_suptitle()
+    assert f"{speedup[1]:.2f}x at batch 64" in fig.get_suptitle()
 
 
 # --------------------------------------------------------------------------- STE and QAT

@@ -6,11 +6,20 @@ import numpy as np
 import pytest
 import torch
 from conftest import assert_feedback
-from matplotlib.figure import Figure
 from torch import nn
 
 from course_lib import exercises
 from course_lib import rnn as R
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small recurrent layers gain nothing from threads, and tests may run in parallel."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 # --------------------------------------------------------------------------- weights of a cell
 
@@ -46,6 +55,42 @@ def test_lstm_step_matches_nn_lstm_only_in_pytorch_order():
     assert (h2 - h[0]).abs().max() > 1e-2
     with pytest.raises(ValueError):
         R.lstm_step(x[:, 0], h0[0], c0[0], *weights, order="ifgx")
+
+
+def test_gru_step_matches_nn_gru_only_with_reset_after_the_product():
+    torch.manual_seed(0)
+    gru = nn.GRU(5, 3, batch_first=True)
+    x, h0 = torch.randn(4, 1, 5), torch.randn(1, 4, 3)
+    h1 = gru(x, h0)[1][0]
+    weights = (gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0)
+    assert torch.allclose(R.gru_step(x[:, 0], h0[0], *weights), h1, atol=1e-6)
+    cho = R.gru_step(x[:, 0], h0[0], *weights, reset_after=False)
+    assert (cho - h1).abs().max() > 1e-2
+    with torch.no_grad():  # with the reset gate fully open (r = 1) both orders agree
+        gru.bias_ih_l0[:3] = 50.0
+    h1 = gru(x, h0)[1][0]
+    for reset_after in (True, False):
+        assert torch.allclose(
+            R.gru_step(x[:, 0], h0[0], *weights, reset_after=reset_after), h1, atol=1e-5
+        )
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_fold_biases_is_exact_except_inside_the_gru_reset(cell):
+    torch.manual_seed(1)
+    layer = R.CELLS[cell](4, 3, batch_first=True)
+    x = torch.randn(2, 6, 4)
+    folded = R.fold_biases(layer)
+    assert torch.count_nonzero(folded.bias_hh_l0) == 0
+    assert torch.allclose(folded.bias_ih_l0, layer.bias_ih_l0 + layer.bias_hh_l0)
+    assert layer.bias_hh_l0.abs().min() > 0  # the original is untouched
+    diff = (layer(x)[0] - folded(x)[0]).abs().max()
+    if cell == "gru":
+        assert diff > 1e-2
+        assert torch.allclose(layer(x)[0], R.fold_biases(layer, blocks=[0, 1])(x)[0], atol=1e-6)
+        assert (layer(x)[0] - R.fold_biases(layer, blocks=[2])(x)[0]).abs().max() > 1e-2
+    else:
+        assert diff < 1e-6
 
 
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
@@ -103,33 +148,87 @@ def test_recurrent_matrix_and_jacobian():
         R.recurrent_matrix(4, "uniform")
 
 
-@pytest.mark.parametrize("steps, gain", [(1, 0.5), (200, 1.5), (50, 1.0)])
-def test_recurrence_figure_at_slider_extremes(steps, gain):
-    fig = R.recurrence_figure(steps, gain)
-    assert isinstance(fig, Figure)
-    title = fig._suptitle.get_text()
-    assert f"{steps} steps, gain {gain:.2f}" in title
-    o = R.recurrence_jacobian(R.recurrent_matrix(64, "orthogonal", gain), steps)
-    assert f"orthogonal {o['singular_values'].min():.3g}" in title
+def test_recurrence_figure_at_slider_extremes():
+    """Orthogonal: all singular values of W^T equal gain^T; Gaussian: spread over decades."""
+    for steps, gain in ((1, 0.5), (200, 1.5), (50, 1.0)):
+        fig = R.recurrence_figure(steps, gain)
+        assert f"{steps} steps, gain {gain:.2f}" in fig.get_suptitle()
+        orth, gauss = (line.get_ydata() for line in fig.axes[1].get_lines())
+        np.testing.assert_allclose(orth, gain**steps, rtol=1e-6)
+        if steps >= 50:
+            assert gauss.max() / gauss.min() > 1e6
+        norms = fig.axes[0].get_lines()[0].get_ydata()  # one orthogonal start: norm gain^t
+        np.testing.assert_allclose(norms, gain ** np.arange(steps + 1), rtol=1e-6)
+
+
+def test_forget_bias_opens_the_forget_gate():
+    torch.manual_seed(0)
+    lstm = nn.LSTM(32, 16, num_layers=2, bidirectional=True)
+    default = R.forget_gate_memory(lstm, steps=20)
+    R.forget_bias_(lstm, 1.0)
+    for name, p in lstm.named_parameters():
+        if name.startswith("bias_ih"):
+            assert torch.all(p[16:32] == 1.0) and not torch.all(p[:16] == 1.0)
+        if name.startswith("bias_hh"):
+            assert torch.all(p[16:32] == 0.0)
+    opened = R.forget_gate_memory(lstm, steps=20)
+    assert abs(default["forget"] - 0.5) < 0.03 and 0.69 < opened["forget"] < 0.76
+    assert opened["kept"] > 100 * default["kept"]
 
 
 # --------------------------------------------------------------------------- gradients through time
 
 
 def test_gradient_norm_explodes_only_above_gain_one():
-    big = R.gradient_norm_through_time([5, 60], gain=2.0)
-    one = R.gradient_norm_through_time([5, 60], gain=1.0)
+    big = R.gradient_norm_through_time([5, 60], gain=2.0, seed=0)
+    one = R.gradient_norm_through_time([5, 60], gain=1.0, seed=0)
     assert big[1] / big[0] > 100
     assert 0.3 < one[1] / one[0] < 3
 
 
-@pytest.mark.parametrize("gain, max_len, clip", [(0.5, 10, 0.1), (3.0, 150, 10.0), (2.0, 60, 1.0)])
+def test_gradient_norm_of_a_prefix_equals_a_shorter_sequence():
+    """One forward pass serves every length: length T is the first T steps of the longest."""
+    lengths = [3, 7]
+    norms = R.gradient_norm_through_time(lengths, gain=1.5, seed=4)
+    torch.manual_seed(4)
+    rnn = nn.RNN(16, 64, batch_first=True)
+    with torch.no_grad():
+        nn.init.orthogonal_(rnn.weight_hh_l0, gain=1.5)
+    x = torch.randn(8, 7, 16)
+    rnn(x[:, :3])[1].pow(2).mean().backward()
+    assert norms[0] == pytest.approx(rnn.weight_hh_l0.grad.norm().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("gain, max_len, clip", [(0.5, 10, 0.1), (3.0, 150, 10.0)])
 def test_gradient_through_time_figure_at_slider_extremes(gain, max_len, clip):
+    """Below gain 1 the gradient shrinks with length, at gain 3 it explodes far past the clip."""
     fig = R.gradient_through_time_figure(gain, max_len, clip)
-    title = fig.axes[0].get_title()
-    norm = R.gradient_norm_through_time([max_len], gain=gain)[0]
-    assert f"T={max_len}, gain {gain:.2f}: gradient norm {norm:.3g}" in title
-    assert f"scales it by {min(1.0, clip / (norm + 1e-6)):.2g}" in title
+    ax = fig.axes[0]
+    curve, reference = (line.get_ydata() for line in ax.get_lines()[:2])
+    assert len(curve) == len(reference) >= 9
+    assert ax.get_lines()[2].get_ydata()[0] == clip
+    if gain < 1:  # only the last few steps contribute: bounded, below the gain-1 reference
+        assert curve.max() < 2 * curve[0] and np.all(curve < reference)
+    else:
+        assert curve[-1] > 1e6 * curve[0] and curve[-1] > 1e6 * clip
+        scale = float(ax.get_title().split("scales it by ")[1])
+        assert scale == pytest.approx(clip / curve[-1], rel=0.05)
+
+
+def test_exploded_rnn_holds_an_exploded_gradient():
+    def norm(layer):
+        return torch.cat([p.grad.flatten() for p in layer.parameters()]).norm().item()
+
+    assert norm(R.exploded_rnn(gain=2.0, seed=0)) > 1e3 * norm(R.exploded_rnn(gain=1.0, seed=0))
+
+
+def test_clipping_is_what_lets_the_relu_rnn_train():
+    free, clipped = R.clipping_run(None, seed=0), R.clipping_run(1.0, seed=0)
+    assert not np.isfinite(free["val_loss"]) or free["val_loss"] > free["baseline"]
+    assert clipped["val_loss"] < 0.35 * clipped["baseline"]
+    assert len(clipped["loss"]) == len(clipped["norm"]) == 80
+    assert np.nanmax(free["norm"]) > 1e3 * np.median(clipped["norm"])
+    assert 4 < clipped["baseline"] < 6  # the variance of a sum of 5 standard normals
 
 
 # --------------------------------------------------------------------------- classifier
@@ -147,56 +246,53 @@ def test_sentence_rnn_ignores_padding(cell, bidirectional):
     assert torch.allclose(model(x[:, :3]), out, atol=1e-6)
     assert torch.allclose(model(x[1:, :2]), out[1:], atol=1e-6)  # alone, without padding
     assert model.head.in_features == (12 if bidirectional else 6)
+    # read as tokens, the padding changes the output; without padding nothing changes
+    assert (R.logits_reading_padding(model, x) - out).abs().max() > 1e-4
+    full = torch.tensor([[3, 4, 5], [6, 7, 8]])
+    assert torch.allclose(R.logits_reading_padding(model, full), model(full), atol=1e-6)
     block = model.rnn.weight_hh_l0.detach()[:6]
     assert torch.allclose(block @ block.T, torch.eye(6), atol=1e-5)
+    if cell == "lstm":
+        forget = (model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0)[6:12]
+        assert torch.allclose(forget, torch.ones(6))
     with pytest.raises(ValueError):
         R.SentenceRNN(20, "transformer")
 
 
-def test_length_bucket_loader_groups_similar_lengths():
-    lengths = torch.randint(1, 40, (500,))
-    x = torch.zeros(500, 40, dtype=torch.long)
-    for i, n in enumerate(lengths):
-        x[i, :n] = 5
-    y = np.arange(500) % 2
-    loader = R.length_bucket_loader(x, y, batch_size=50, seed=0)
-    seen, spreads = [], []
-    for xb, yb in loader:
-        n = (xb != 0).sum(1)
-        spreads.append((n.max() - n.min()).item())
-        seen += xb[:, 0].tolist()
-        assert len(xb) == len(yb) <= 50
-    assert len(seen) == 500 and len(loader) == 10
-    assert np.mean(spreads) < 8  # a random batch of 50 would span almost all of 1..39
-    first = [b[0].sum().item() for b in R.length_bucket_loader(x, y, 50, seed=0)]
-    again = [b[0].sum().item() for b in R.length_bucket_loader(x, y, 50, seed=0)]
-    assert first == again  # reproducible from the seed
-
-
-def test_train_sentence_model_learns_a_toy_task(monkeypatch):
+def _toy_splits(seed=0):
     words = ["good", "great", "fine", "bad", "awful", "dull"]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
 
     def make(n):
         y = rng.integers(0, 2, n)
         x = [" ".join(rng.choice(words[3 * label : 3 * label + 3], 3)) + " film ." for label in y]
         return R.data.Dataset(x, y, ["neg", "pos"])
 
-    splits = {"train": make(200), "val": make(60), "test": make(60)}
-    res = R.train_sentence_model(
-        "gru",
-        splits,
-        epochs=4,
-        embed_dim=8,
-        hidden_size=8,
-        min_freq=1,
-        batch_size=16,
-        progress=False,
-    )
+    return {"train": make(200), "val": make(60), "test": make(60)}
+
+
+def test_train_sentence_model_learns_a_toy_task():
+    res = R.train_sentence_model("gru", _toy_splits(), epochs=4, size=8, seed=0, progress=False)
     assert res["test_accuracy"] > 0.9 and 0 <= res["best_epoch"] < 4
     assert res["val_accuracy"] == max(res["history"].val_accuracy)
     assert res["n_parameters"] == sum(p.numel() for p in res["model"].parameters())
     assert len(res["vocab"]) == 2 + 8 and res["n_train"] == 200
+    assert len(res["grad_norms"]) == 4 * 4  # one norm per step: 4 batches of 64, 4 epochs
+
+
+def test_train_sentence_model_clips_before_every_step(monkeypatch):
+    calls = []
+
+    def spy(params, max_norm):
+        calls.append(max_norm)
+        return R.clip_grad_norm(params, max_norm)
+
+    monkeypatch.setattr(R, "clip_grad_norm", spy)
+    res = R.train_sentence_model(
+        "rnn", _toy_splits(1), epochs=2, size=8, max_norm=0.5, seed=0, progress=False
+    )
+    assert calls == [0.5] * 8 and len(res["grad_norms"]) == 8
+    assert np.all(res["grad_norms"] > 0)
 
 
 def test_comparison_figure_title_has_best_accuracy():
@@ -207,26 +303,10 @@ def test_comparison_figure_title_has_best_accuracy():
         for c, a in (("rnn", 0.7), ("gru", 0.78))
     }
     fig = R.comparison_figure(results)
-    assert "best: GRU 78.0%" in fig._suptitle.get_text()
+    assert "best: GRU 78.0%" in fig.get_suptitle()
     assert len(fig.axes[1].patches) == 2 + len(R.PUBLISHED_MR)
     fig = R.comparison_figure(results, baseline=0.75)
     assert len(fig.axes[1].patches) == 3 + len(R.PUBLISHED_MR)
-
-
-def test_tfidf_baseline_on_a_toy_split():
-    rng = np.random.default_rng(0)
-
-    def make(n):
-        y = rng.integers(0, 2, n)
-        x = [
-            ("a truly great film" if label else "a truly awful film") + f" w{i}"
-            for i, label in enumerate(y)
-        ]
-        return R.data.Dataset(x, y, ["neg", "pos"])
-
-    splits = {"train": make(60), "test": make(40)}
-    assert R.tfidf_baseline(splits) == 1.0
-    assert R.tfidf_baseline(splits, n_train=10) == 1.0
 
 
 # --------------------------------------------------------------------------- exercises

@@ -11,6 +11,7 @@ from conftest import data_dir_or_skip
 from test_data import make_tar
 
 from course_lib import text
+from course_lib.data import Dataset
 from course_lib.download import DatasetError
 
 #: sentences with the characters that make MR's official bytes tricky: é (0xE9), the
@@ -168,3 +169,39 @@ def test_mr_split_is_fixed_stratified_and_disjoint(real_data):
     no_val = text.mr_split(val_size=0)
     assert no_val["test"].x == splits["test"].x  # the test split does not depend on val_size
     assert len(no_val["val"]) == 0 and len(no_val["train"]) == 10662 - 1066
+
+
+def test_length_bucket_loader_groups_similar_lengths():
+    lengths = torch.randint(1, 40, (500,))
+    x = torch.zeros(500, 40, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        x[i, :n] = 5
+    y = np.arange(500) % 2
+    loader = text.length_bucket_loader(x, y, batch_size=50, seed=0)
+    seen, spreads = [], []
+    for xb, yb in loader:
+        n = (xb != 0).sum(1)
+        spreads.append((n.max() - n.min()).item())
+        seen += xb[:, 0].tolist()
+        assert len(xb) == len(yb) <= 50
+    assert len(seen) == 500 and len(loader) == 10
+    assert np.mean(spreads) < 8  # a random batch of 50 would span almost all of 1..39
+    first = [b[0].sum().item() for b in text.length_bucket_loader(x, y, 50, seed=0)]
+    again = [b[0].sum().item() for b in text.length_bucket_loader(x, y, 50, seed=0)]
+    assert first == again  # reproducible from the seed
+
+
+def test_tfidf_baseline_on_a_toy_split():
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = rng.integers(0, 2, n)
+        x = [
+            ("a truly great film" if label else "a truly awful film") + f" w{i}"
+            for i, label in enumerate(y)
+        ]
+        return Dataset(x, y, ["neg", "pos"])
+
+    splits = {"train": make(60), "test": make(40)}
+    assert text.tfidf_baseline(splits) == 1.0
+    assert text.tfidf_baseline(splits, n_train=10) == 1.0

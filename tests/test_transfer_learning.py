@@ -9,8 +9,9 @@ from conftest import assert_feedback
 from matplotlib.figure import Figure
 from torch import nn
 
-from course_lib import exercises
+from course_lib import exercises, models
 from course_lib import transfer_learning as TL
+from course_lib.data import Dataset
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,10 @@ def test_load_encoder_is_offline_and_22_7m_parameters(encoder):
 
 def test_frozen_classifier_trains_only_its_head(encoder):
     model = TL.FrozenEncoderClassifier(encoder)
-    trainable, total = TL.count_parameters(model)
+    trainable, total = (
+        models.count_parameters(model, trainable_only=True),
+        models.count_parameters(model),
+    )
     assert (trainable, total) == (384 * 2 + 2, 22_713_216 + 770)
     emb = model.embed(SENTENCES)
     assert torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
@@ -64,26 +68,72 @@ def test_encode_sentences_is_cached(encoder, monkeypatch):
         TL.encode_sentences(SENTENCES[1:], progress=False)  # a different list is not cached
 
 
-def test_freeze_and_count_parameters():
+def test_encode_sentences_returns_ordinary_tensors(encoder):
+    """Fresh vectors (not read from the cache) can be trained on: no inference tensors."""
+    emb = TL.encode_sentences(["an entirely new sentence ."], progress=False)
+    assert not emb.is_inference()
+    head = nn.Linear(384, 2)
+    nn.functional.cross_entropy(head(emb), torch.tensor([1])).backward()
+
+
+def test_encoding_speed_times_the_encoder_every_call(encoder, monkeypatch):
+    calls = []
+    real = TL._encode
+    monkeypatch.setattr(
+        TL, "_encode", lambda enc, s, progress=False: calls.append(len(s)) or real(enc, s)
+    )
+    speed = TL.encoding_speed(SENTENCES * 8)
+    assert speed > 0 and calls == [8, 16]  # a warm-up and the timed pass, never the cache
+
+
+def test_freeze():
     model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    assert TL.count_parameters(model) == (26, 26)
     assert TL.freeze(model[0]) is model[0]
-    assert TL.count_parameters(model) == (10, 26)
+    assert models.count_parameters(model, trainable_only=True) == 10
     assert not any(p.requires_grad for p in model[0].parameters())
 
 
 # --------------------------------------------------------------------------- heads and baselines
 
 
+def _separable(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 5)) + 2.0 * (2 * y[:, None] - 1) * np.array([1, 0, 0, 0, 0])
+    return torch.tensor(x, dtype=torch.float32), y
+
+
 def test_train_linear_head_separates_separable_data():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, 200)
-    x = rng.normal(size=(200, 5)) + 2.0 * (2 * y[:, None] - 1) * np.array([1, 0, 0, 0, 0])
-    head = TL.train_linear_head(torch.tensor(x, dtype=torch.float32), y)
-    acc = (head(torch.tensor(x, dtype=torch.float32)).argmax(1).numpy() == y).mean()
+    x, y = _separable()
+    head = TL.train_linear_head(x, y)
+    acc = (head(x).argmax(1).numpy() == y).mean()
     assert acc > 0.95 and head.weight.shape == (2, 5)
-    strong = TL.train_linear_head(torch.tensor(x, dtype=torch.float32), y, weight_decay=10.0)
+    strong = TL.train_linear_head(x, y, weight_decay=10.0)
     assert strong.weight.norm() < 0.2 * head.weight.norm()  # the penalty shrinks the weights
+
+
+def test_head_objective_is_what_the_probe_minimises():
+    x, y = _separable()
+    head = TL.train_linear_head(x, y)
+    ce = nn.functional.cross_entropy(head(x), torch.as_tensor(y))
+    # the penalty is ||W||^2 / (2 n) by default
+    expected = ce + head.weight.pow(2).sum() / (2 * len(y))
+    assert TL.head_objective(head, x, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    best = TL.head_objective(head, x, y).item()
+    for scale in (0.9, 1.1):  # the probe sits at the minimum: nearby heads are worse
+        other = nn.Linear(5, 2)
+        with torch.no_grad():
+            other.weight.copy_(head.weight * scale)
+            other.bias.copy_(head.bias)
+        assert TL.head_objective(other, x, y).item() > best
+
+
+def test_probe_cross_validation():
+    x, y = _separable(300)
+    accs = TL.probe_cross_validation(x, y, folds=5, seed=0)
+    assert accs.shape == (5,) and accs.min() > 0.9
+    noise = TL.probe_cross_validation(torch.randn(300, 5), y, folds=5, seed=0)
+    assert abs(noise.mean() - 0.5) < 0.1  # no signal: chance, not memorised training labels
 
 
 def test_bag_of_embeddings_learns_and_ignores_padding():
@@ -98,24 +148,76 @@ def test_bag_of_embeddings_learns_and_ignores_padding():
     assert torch.allclose(model(x[1:, :2]), model(x[1:]), atol=1e-6)
 
 
-def test_text_learning_curve_and_figure():
-    rng = np.random.default_rng(2)
-    n = 120
+def _toy_mr(n=120, seed=2):
+    rng = np.random.default_rng(seed)
     y = np.tile([0, 1], n // 2)
     emb = torch.tensor(rng.normal(size=(n, 8)) + 1.5 * (2 * y[:, None] - 1), dtype=torch.float32)
     sentences = [("nice" if label else "poor") + f" w{i}" for i, label in enumerate(y)]
+    train, test = (
+        Dataset(sentences[:80], y[:80], ["neg", "pos"]),
+        Dataset(sentences[80:], y[80:], ["neg", "pos"]),
+    )
+    return {"train": train, "test": test, "train_emb": emb[:80], "test_emb": emb[80:]}
+
+
+def test_text_learning_curve_and_figure():
+    mr = _toy_mr()
     curve = TL.text_learning_curve(
-        sentences[:80], y[:80], emb[:80], sentences[80:], y[80:], emb[80:],
-        sizes=[4, 80], seeds=(0, 1), scratch_steps=40, progress=False,
-    )  # fmt: skip
+        mr, sizes=[4, 80], seed=0, n_draws=2, scratch_steps=40, progress=False
+    )
     assert curve["pretrained"].shape == curve["scratch"].shape == (2, 2)
     assert curve["pretrained"].min() > 0.85 and curve["scratch"][1].mean() > 0.85
+    # the draws follow the seed: another seed draws other labelled sentences
+    other = TL.text_learning_curve(
+        mr, sizes=[4], seed=5, n_draws=2, scratch_steps=40, progress=False
+    )
+    assert other["scratch"].shape == (1, 2)
     for n_labels in (1, 4, 80, 10_000):
         fig = TL.learning_curve_figure(curve, n_labels)
         i = 0 if n_labels <= 4 else 1
         title = fig.axes[0].get_title()
         assert isinstance(fig, Figure) and title.startswith(f"{curve['sizes'][i]:,} labels")
-        assert f"pretrained {curve['pretrained'][i].mean():.1%}" in title
+
+
+def test_learning_curve_figure_at_slider_extremes():
+    """At the fewest labels the title shows the probe far ahead, at the most the gap closed."""
+    curve = {
+        "sizes": np.array([25, 50, 9596]),
+        "pretrained": np.array([[0.66, 0.68], [0.70, 0.71], [0.75, 0.75]]),
+        "scratch": np.array([[0.52, 0.53], [0.54, 0.55], [0.745, 0.755]]),
+    }
+    low = TL.learning_curve_figure(curve, 25).axes[0].get_title()
+    high = TL.learning_curve_figure(curve, 9596).axes[0].get_title()
+    assert low == "25 labels: pretrained 67.0% vs scratch 52.5% (gap +14.5 points)"
+    assert high == "9,596 labels: pretrained 75.0% vs scratch 75.0% (gap +0.0 points)"
+
+
+def test_fine_tune_encoder_moves_the_features_and_is_cached(encoder, monkeypatch):
+    """Fine-tuning beats the probe's training objective, which no head on the frozen
+    features can beat (with the encoder's learning rate at 0 it cannot); it is cached."""
+    words = ["a gorgeous , witty film .", "dull and lifeless .", "a joy to watch .", "a mess ."]
+    x = [f"{w} {i}" for i in range(4) for w in words]
+    y = np.array([1, 0, 1, 0] * 4)
+    train = Dataset(x, y, ["neg", "pos"])
+    emb = TL.encode_sentences(x, progress=False)
+    mr = {"train": train, "test": train, "train_emb": emb, "test_emb": emb}
+    tuned = TL.fine_tune_encoder(
+        mr, n_train=16, epochs=2, batch_size=8, lr_head=0.0, seed=0, progress=False
+    )
+    assert tuned["tuned"]["objective"] < 0.95 * tuned["probe"]["objective"]
+    assert 0 < tuned["encoder_change"] < 0.01 and tuned["head_change"] == 0.0
+    still = TL.fine_tune_encoder(
+        mr, n_train=16, epochs=2, batch_size=8, lr_encoder=0.0, seed=0, progress=False
+    )
+    assert still["encoder_change"] == 0.0
+    assert (
+        still["tuned"]["objective"] > tuned["probe"]["objective"] - 1e-4
+    )  # the probe is the optimum
+    monkeypatch.setattr(TL, "load_encoder", None)  # a cached result needs no encoder
+    again = TL.fine_tune_encoder(
+        mr, n_train=16, epochs=2, batch_size=8, lr_head=0.0, seed=0, progress=False
+    )
+    assert again == tuned
 
 
 def test_mr_embeddings_fast_subset(real_data, monkeypatch):
@@ -155,17 +257,27 @@ def test_cifar_animals_vehicles(real_data):
         range(4)
     )
     assert torch.allclose(a["x_train"].mean((0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(a["x_train"].std((0, 2, 3)), torch.ones(3), atol=1e-3)
     assert len(v["y_train"]) > 1500 and v["x_test"].dtype == torch.float32
 
 
-def test_small_cnn_shapes_and_augment():
+def test_small_cnn_shapes():
     model = TL.small_cnn(4, width=8)
     assert [name for name, _ in model.named_children()] == [*TL.LAYERS, "head"]
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 4)
-    x = torch.randn(5, 3, 32, 32)
-    torch.manual_seed(0)
-    out = TL.augment(x)
-    assert out.shape == x.shape and not torch.equal(out, x)
+
+
+def test_train_cnn_augments_with_the_course_pipeline(monkeypatch):
+    from course_lib import vision
+
+    seen = []
+    real = vision.Augment.__call__
+    monkeypatch.setattr(
+        vision.Augment, "__call__", lambda self, x: seen.append(self.padding) or real(self, x)
+    )
+    task = _toy_task(32, 4)
+    TL.train_cnn(TL.small_cnn(4, width=4), task["x_train"], task["y_train"], steps=2)
+    assert seen and set(seen) == {4}
 
 
 def test_train_cnn_leaves_frozen_layers_untouched():
@@ -180,18 +292,28 @@ def test_train_cnn_leaves_frozen_layers_untouched():
     assert not torch.equal(before["head.weight"], after["head.weight"])
 
 
-def test_pretrain_animals_is_cached():
+def test_pretrain_animals_is_cached_and_keyed_by_its_code(monkeypatch):
     task = _toy_task(48, 6)
-    model, acc = TL.pretrain_animals(task, epochs=2, width=4, progress=False)
-    again, acc2 = TL.pretrain_animals(task, epochs=2, width=4, progress=False)
+    model, acc = TL.pretrain_animals(task, epochs=2, width=4, seed=0, progress=False)
+    again, acc2 = TL.pretrain_animals(task, epochs=2, width=4, seed=0, progress=False)
     assert 0.0 <= acc <= 1.0 and acc == acc2
     assert all(
         torch.equal(a, b)
         for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
     )
+    calls = []
+    real = TL.train_cnn
+
+    def changed_training(*args, **kwargs):  # another training function: not the cached weights
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(TL, "train_cnn", changed_training)
+    TL.pretrain_animals(task, epochs=2, width=4, seed=0, progress=False)
+    assert calls == [1]
 
 
-@pytest.mark.parametrize("mode", TL.MODES)
+@pytest.mark.parametrize("mode", ["frozen", "finetune"])
 def test_transfer_cnn_copies_and_freezes_the_first_k_layers(mode):
     source = TL.small_cnn(6, width=4)
     for k in range(len(TL.LAYERS) + 1):
@@ -213,42 +335,87 @@ def test_transfer_cnn_copies_and_freezes_the_first_k_layers(mode):
 def test_transfer_sweep_and_figure(monkeypatch):
     source = TL.small_cnn(6, width=4)
     task = _toy_task(40, 4)
-    sweep = TL.transfer_sweep(source, task, per_class=[2, 5], seeds=(0,), steps=3, progress=False)
-    assert sweep["scratch"].shape == (2, 1) and sweep["frozen"].shape == (2, 1, 4)
-    assert ((sweep["finetune"] >= 0) & (sweep["finetune"] <= 1)).all()
+    sweep = TL.transfer_sweep(
+        source, task, per_class=[2, 5], seed=0, n_draws=1, steps=3, progress=False
+    )
+    assert sweep["scratch"].shape == (2, 1)
+    for mode in TL.MODES:
+        assert sweep[mode].shape == (2, 1, 4) and ((sweep[mode] >= 0) & (sweep[mode] <= 1)).all()
     for per_class in (1, 2, 5, 500):
         fig = TL.transfer_figure(sweep, per_class)
         i = 0 if per_class <= 3 else 1
-        title = fig.axes[0].get_title()
-        assert isinstance(fig, Figure)
-        assert title.startswith(
-            f"{sweep['per_class'][i]} labels per class: scratch {sweep['scratch'][i].mean() * 100:.1f} %"
-        )
-    monkeypatch.setattr(TL, "train_cnn", None)  # a cached result needs no training
-    again = TL.transfer_sweep(source, task, per_class=[2, 5], seeds=(0,), steps=3, progress=False)
+        assert fig.axes[0].get_title().startswith(f"{sweep['per_class'][i]} labels per class")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached result needs no training")
+
+    monkeypatch.setattr(torch.optim, "Adam", no_training)
+    again = TL.transfer_sweep(
+        source, task, per_class=[2, 5], seed=0, n_draws=1, steps=3, progress=False
+    )
     assert all(np.array_equal(again[k], sweep[k]) for k in sweep)
+
+
+def test_transfer_sweep_is_keyed_by_its_code(monkeypatch):
+    source, task = TL.small_cnn(6, width=4), _toy_task(40, 4)
+    TL.transfer_sweep(
+        source, task, per_class=[2], seed=0, n_draws=1, steps=2, ks=(4,), progress=False
+    )
+    runs = []
+    real = TL._transfer_run
+    monkeypatch.setattr(TL, "_transfer_run", lambda *a: runs.append(1) or real(*a))
+    TL.transfer_sweep(
+        source, task, per_class=[2], seed=0, n_draws=1, steps=2, ks=(4,), progress=False
+    )
+    assert len(runs) == 4  # scratch, frozen, fine-tuned, self-transfer: computed again
+
+
+def test_selffer_copies_the_scratch_network_of_the_same_draw():
+    """BnB: frozen copies of the vehicle network trained on the same images; with every
+    layer copied (k = 4) only a new head is trained on features made for this task."""
+    source, task = TL.small_cnn(6, width=4), _toy_task(64, 4)
+    sweep = TL.transfer_sweep(
+        source, task, per_class=[16], seed=0, n_draws=2, steps=40, ks=(4,), progress=False
+    )
+    assert sweep["scratch"].min() > 0.9  # the toy task is easy
+    assert sweep["selffer"][0, :, 3].min() > 0.9  # so are its own features, frozen
+    assert np.isnan(sweep["selffer"][0, :, :3]).all()
 
 
 def test_transfer_sweep_subset_of_k():
     source = TL.small_cnn(6, width=4)
     sweep = TL.transfer_sweep(
-        source,
-        _toy_task(40, 4),
-        per_class=[3],
-        seeds=(0, 1),
-        steps=2,
-        ks=(3,),
-        use_cache=False,
-        progress=False,
+        source, _toy_task(40, 4), per_class=[3], seed=0, n_draws=2, steps=2, ks=(3,), progress=False
     )
-    assert (
-        np.isnan(sweep["frozen"][0, :, [0, 1, 3]]).all()
-        and not np.isnan(sweep["frozen"][0, :, 2]).any()
-    )
-    title = TL.transfer_figure(sweep).axes[0].get_title()
-    assert "k=3" in title
+    for mode in TL.MODES:
+        assert (
+            np.isnan(sweep[mode][0, :, [0, 1, 3]]).all()
+            and not np.isnan(sweep[mode][0, :, 2]).any()
+        )
+    assert "k=3" in TL.transfer_figure(sweep).axes[0].get_title()
     with pytest.raises(ValueError):
         TL.transfer_sweep(source, _toy_task(40, 4), per_class=[3], ks=(5,), progress=False)
+
+
+def test_transfer_figure_names_the_best_transfer():
+    nan = np.nan
+    sweep = {
+        "per_class": np.array([10, 100]),
+        "scratch": np.array([[0.40, 0.42], [0.60, 0.62]]),
+        "frozen": np.array([[[nan, nan, 0.45, 0.30]] * 2, [[nan, nan, 0.64, 0.40]] * 2]),
+        "finetune": np.array([[[nan, nan, 0.47, 0.44]] * 2, [[nan, nan, 0.66, 0.68]] * 2]),
+        "selffer": np.array([[[nan, nan, 0.41, 0.41]] * 2, [[nan, nan, 0.61, 0.61]] * 2]),
+    }
+    low, high = (TL.transfer_figure(sweep, n).axes[0] for n in (10, 100))
+    assert (
+        low.get_title()
+        == "10 labels per class: scratch 41.0 %, best transfer (finetune, k=3) 47.0 %"
+    )
+    assert (
+        high.get_title()
+        == "100 labels per class: scratch 61.0 %, best transfer (finetune, k=4) 68.0 %"
+    )
+    assert [len(line.get_xdata()) for line in low.lines[:3]] == [3, 3, 3]  # k = 0, 3, 4
 
 
 # --------------------------------------------------------------------------- exercises
@@ -264,7 +431,7 @@ def test_count_wrong_answers():
         return sum(p.requires_grad for p in ps), len(ps)
 
     def swapped(model):
-        return TL.count_parameters(model)[::-1]
+        return models.count_parameters(model), models.count_parameters(model, trainable_only=True)
 
     assert_feedback("08.1", all_trainable, "requires_grad False")
     assert_feedback("08.1", tensors, "numel")

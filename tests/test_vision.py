@@ -177,3 +177,54 @@ def test_predict_proba_averages_the_mirror_image():
     mirrored = T.predict_proba(model, x.flip(3), tta=False)
     torch.testing.assert_close(both, (plain + mirrored) / 2)
     torch.testing.assert_close(both.sum(1), torch.ones(4))
+
+
+def _left_right_task(n=64):
+    """Class 0: bright left half; class 1: bright right half. A mirror image swaps the classes."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randint(0, 60, (n, 3, 32, 32), generator=g)
+    y = torch.arange(n) % 2
+    x[y == 0, :, :, :16] += 180
+    x[y == 1, :, :, 16:] += 180
+    return x.to(torch.uint8), y
+
+
+def test_train_augments_every_training_batch_with_flips():
+    """Flips make the left/right task contradictory: it is learnt only without them."""
+    x, y = _left_right_task()
+    accuracies = {}
+    for flip in (0.0, 0.5):
+        torch.manual_seed(0)
+        model = T.SmallResNet(4, *T.channel_stats(x))
+        T.train(
+            model, (x, y), epochs=4, batch_size=16, padding=0, flip=flip, progress=False, seed=0
+        )
+        accuracies[flip] = T.accuracy(model, (x, y), tta=False)
+    assert accuracies[0.0] == 1.0
+    assert accuracies[0.5] < 0.8, accuracies
+
+
+def test_train_smooths_the_labels():
+    """With label smoothing eps the loss cannot fall below the entropy of the smoothed target."""
+    x, y = _two_colour_task()
+    target = torch.full((10,), 0.02)
+    target[0] = 0.82  # eps = 0.2 over 10 classes
+    floor = -(target * target.log()).sum().item()  # 0.867 nats
+    losses = {}
+    for eps in (0.0, 0.2):
+        torch.manual_seed(0)
+        model = T.SmallResNet(4, *T.channel_stats(x))
+        run = T.train(model, (x, y), epochs=6, batch_size=16, label_smoothing=eps, progress=False)
+        losses[eps] = run.history.loss
+    assert losses[0.0][-1] < 0.05, losses  # the easy task is learnt: hard targets reach ~0
+    assert min(losses[0.2]) >= floor - 1e-4 and losses[0.2][-1] < floor + 0.15, losses
+
+
+def test_residual_without_skip_is_its_branch():
+    torch.manual_seed(0)
+    with_skip = T.Residual(4).eval()
+    branch = T.Residual(4, skip=False).eval()
+    branch.load_state_dict(with_skip.state_dict())
+    x = torch.randn(2, 4, 8, 8)
+    torch.testing.assert_close(with_skip(x), x + branch(x))
+    assert not T.SmallResNet(4, residual=False).res3.skip and T.SmallResNet(4).res1.skip

@@ -80,6 +80,62 @@ def test_frozen_pixels():
     assert not mask[1, 2] and not mask[3, 3]
 
 
+def test_kurtosis_from_scratch_equals_scipy():
+    from scipy.stats import kurtosis
+
+    g = torch.Generator().manual_seed(0)
+    uniform = torch.rand(200_000, generator=g) * 2 - 1
+    assert V.kurtosis(uniform) == pytest.approx(1.8, abs=0.01)
+    assert V.kurtosis(torch.randn(200_000, generator=g)) == pytest.approx(3.0, abs=0.05)
+    shifted = torch.randn(50, 40, generator=g).exp() + 3.0  # skewed, far from zero mean
+    assert V.kurtosis(shifted) == pytest.approx(kurtosis(shifted.numpy().ravel(), fisher=False))
+
+
+def test_outside_initial_box():
+    w0 = torch.full((4, 25), 0.1)  # fan-in 25: the box is +-0.2
+    w1 = w0.clone()
+    w1[0, :5] = 0.3
+    share = V.outside_initial_box([{"w": w0}, {"w": w1}], ["w"])
+    assert share == {"w": pytest.approx(5 / 100)}
+    assert V.outside_initial_box([{"w": w0}, {"w": w1}], ["w"], epoch=0) == {"w": 0.0}
+
+
+def test_ink_frequency_and_movement_by_ink():
+    images = np.zeros((100, 2, 2), dtype=np.uint8)
+    images[:1, 0, 0] = 9  # pixel 0 inked in 1 % of the images
+    images[:50, 1, 1] = 3  # pixel 3 inked in half of them
+    frequency = V.ink_frequency(images)
+    assert frequency.tolist() == [[0.01, 0.0], [0.0, 0.5]]
+    w0 = torch.zeros(3, 4)
+    w1 = torch.tensor([[0.2, 5.0, 5.0, 0.1]] * 3)  # the never-inked pixels are ignored
+    moved = V.movement_by_ink(w0, w1, frequency)
+    assert moved == {
+        "rare": pytest.approx(0.2),
+        "often": pytest.approx(0.1),
+        "ratio": pytest.approx(2),
+    }
+
+
+def test_adam_travel_does_not_depend_on_the_gradients_size():
+    small, large = V.adam_travel(1e-4), V.adam_travel(1.0)
+    assert small == pytest.approx(large, rel=0.01)
+    assert 3e-3 < large < 1e-2  # several learning rates (1e-3) for a single gradient
+    assert V.adam_travel(1.0, lr=1e-2) == pytest.approx(10 * large, rel=1e-3)
+
+
+def test_gradient_cosines_orthogonal_for_batch_normalised_convolutions():
+    torch.manual_seed(0)
+    model = vision.SmallResNet(4, stem_kernel=5)
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    y = torch.arange(16) % 10
+    names = V.cnn_weight_names(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cosines = V.gradient_cosines(model, x, y, names)
+    assert max(abs(cosines[n]) for n in names[:-1]) < 1e-4
+    assert abs(cosines["fc.weight"]) > 1e-3
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # untouched
+
+
 # --------------------------------------------------------------------------- CNN helpers and figures
 
 
@@ -111,23 +167,47 @@ def _snapshots(epochs=3):
     return snaps
 
 
-@pytest.mark.parametrize("epoch", [0, 3, -1])
-def test_filter_figure_extremes(epoch):
-    fig = cl.widgets.render(V.filter_figure, snapshots=_snapshots(), epoch=epoch)
-    title = fig._suptitle.get_text()
-    when = "at initialisation" if epoch == 0 else f"after epoch {epoch % 4}"
-    assert when in title and "smoothness" in title and "colour share" in title
+def _numbers(title: str) -> dict[str, float]:
+    """``{"smoothness": ..., "colour share": ...}`` read from a filter figure's title."""
+    import re
+
+    return {k: float(v) for k, v in re.findall(r"(smoothness|colour share) (-?[\d.]+)", title)}
 
 
-@pytest.mark.parametrize(
-    ("epoch", "expected"), [(0, "median relative change 0.00"), (3, "epoch 3")]
-)
-def test_histogram_figure_extremes(epoch, expected):
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # as test_slider_ranges does
+def test_filter_figure_at_the_slider_ends_shows_what_the_lesson_says():
+    snaps = _snapshots()  # each epoch shrinks the weights and adds a grey, smooth offset
+    first_fig = cl.widgets.render(V.filter_figure, snapshots=snaps, epoch=0)
+    last_fig = cl.widgets.render(V.filter_figure, snapshots=snaps, epoch=-1)
+    assert "at initialisation" in first_fig.get_suptitle()
+    assert "after epoch 3" in last_fig.get_suptitle()
+    first = _numbers(first_fig.get_suptitle())
+    last = _numbers(last_fig.get_suptitle())
+    assert abs(first["smoothness"]) < 0.15 and abs(first["colour share"] - 2 / 3) < 0.1  # noise
+    assert last["smoothness"] > first["smoothness"] + 0.3  # the offset is smooth ...
+    assert last["colour share"] < first["colour share"] - 0.2  # ... and grey
+
+
+def _bar_heights(ax) -> np.ndarray:
+    return np.array([p.get_height() for p in ax.patches])
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # as test_slider_ranges does
+def test_histogram_figure_at_the_slider_ends_shows_what_the_lesson_says():
     snaps = _snapshots()
     names = V.cnn_weight_names(vision.SmallResNet(4))
-    fig = cl.widgets.render(V.histogram_figure, snapshots=snaps, epoch=epoch, names=names)
-    assert expected in fig._suptitle.get_text()
-    assert len([ax for ax in fig.axes if ax.get_visible() and ax.axison]) == len(names)
+    start = cl.widgets.render(V.histogram_figure, snapshots=snaps, epoch=0, names=names)
+    assert "epoch 0: median relative change 0.00" in start.get_suptitle()
+    heights = _bar_heights(start.axes[0])  # grey (initial) bars, then blue (this epoch) bars
+    assert np.array_equal(heights[: len(heights) // 2], heights[len(heights) // 2 :])
+    end = cl.widgets.render(V.histogram_figure, snapshots=snaps, epoch=3, names=names)
+    change = V.relative_change([snaps[0], snaps[3]], names)
+    assert f"epoch 3: median relative change {np.median([c[-1] for c in change.values()]):.2f}" in (
+        end.get_suptitle()
+    )
+    heights = _bar_heights(end.axes[0])
+    assert not np.array_equal(heights[: len(heights) // 2], heights[len(heights) // 2 :])
+    assert len([ax for ax in end.axes if ax.get_visible() and ax.axison]) == len(names)
 
 
 def test_relative_change_figure_names_the_top_layer():
@@ -161,7 +241,7 @@ def test_mnist_mlp_takes_raw_images():
 
 def test_train_mnist_mlp_frozen_pixels_do_not_move(real_data):
     model, history, snaps, train_set = V.train_mnist_mlp(
-        n_train=1000, epochs=2, hidden=16, progress=False
+        n_train=1000, epochs=2, hidden=16, progress=False, seed=0
     )
     assert len(snaps) == 3 and history.val_accuracy[-1] > 0.3  # chance: 0.1
     mask = torch.from_numpy(V.frozen_pixels(train_set.x).ravel())
@@ -169,6 +249,35 @@ def test_train_mnist_mlp_frozen_pixels_do_not_move(real_data):
     moved = snaps[-1]["2.weight"] - snaps[0]["2.weight"]
     assert moved[:, mask].abs().max() == 0.0
     assert moved[:, ~mask].abs().mean() > 1e-3
+
+
+def test_adam_moves_rarely_inked_pixels_far_more_than_sgd(real_data):
+    runs = {
+        opt: V.train_mnist_mlp(n_train=2000, epochs=2, optimizer=opt, progress=False, seed=1)
+        for opt in ("adam", "sgd")
+    }
+    ink = V.ink_frequency(runs["adam"][3].x)
+    ratio = {
+        opt: V.movement_by_ink(r[2][0]["2.weight"], r[2][-1]["2.weight"], ink)["ratio"]
+        for opt, r in runs.items()
+    }
+    assert ratio["adam"] > 4 * ratio["sgd"] and ratio["sgd"] < 0.25
+    assert all(r[1].val_accuracy[-1] > 0.6 for r in runs.values())  # chance: 0.1
+    with pytest.raises(ValueError, match="optimizer"):
+        V.train_mnist_mlp(n_train=100, epochs=1, optimizer="lbfgs", progress=False)
+
+
+def test_mnist_mlp_follows_the_seed():
+    a, b = V.mnist_mlp(hidden=8, seed=3), V.mnist_mlp(hidden=8, seed=3)
+    assert torch.equal(a[2].weight, b[2].weight)
+    assert not torch.equal(a[2].weight, V.mnist_mlp(hidden=8, seed=4)[2].weight)
+
+
+def test_movement_figure_one_panel_per_run():
+    snaps = [{"w": torch.zeros(4, 784)}, {"w": torch.ones(4, 784)}]
+    fig = V.movement_figure({"Adam": snaps, "SGD": snaps}, "w")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["Adam: largest 1.000", "SGD: largest 1.000"]
 
 
 @pytest.mark.parametrize("units", [1, 64])

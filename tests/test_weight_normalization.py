@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
+from torch.nn.utils import parametrize
 
 import course_lib.exercises.weight_normalization as wn_ex
 from course_lib import exercises, models
@@ -35,7 +37,7 @@ def test_from_linear_matches_torch_weight_norm_in_outputs_and_gradients():
     linear = nn.Linear(10, 5).double()
     ours, theirs = wn.WeightNormLinear.from_linear(linear), wn.torch_weight_norm(linear)
     assert ours.v.dtype == torch.float64
-    assert not wn.parametrize_is_on(linear) and wn.parametrize_is_on(theirs)
+    assert not parametrize.is_parametrized(linear) and parametrize.is_parametrized(theirs, "weight")
     x = torch.randn(7, 10, dtype=torch.float64)
     assert torch.allclose(ours(x), linear(x)) and torch.allclose(ours(x), theirs(x))
     for layer in (ours, theirs):
@@ -57,13 +59,14 @@ def test_normalized_linear_outputs_are_bounded_by_the_input_norm():
     assert wn.NormalizedLinear(3, 2).bias is not None
 
 
-def test_fit_scaled_target_separates_the_layers():
+def test_fit_to_teacher_separates_the_layers():
     torch.manual_seed(0)
     x = torch.randn(300, 8)
     teacher = 3 * F.normalize(torch.randn(2, 8), dim=1)
-    mse_wn = wn.fit_scaled_target(wn.WeightNormLinear(8, 2, bias=False), x, teacher, steps=300)
-    mse_norm = wn.fit_scaled_target(wn.NormalizedLinear(8, 2, bias=False), x, teacher, steps=300)
-    assert mse_wn < 1e-3 and mse_norm > 1.0
+    mse_wn = wn.fit_to_teacher(wn.WeightNormLinear(8, 2, bias=False), x, teacher, steps=300)
+    mse_norm = wn.fit_to_teacher(wn.NormalizedLinear(8, 2, bias=False), x, teacher, steps=300)
+    floor = F.mse_loss(x @ teacher.T / 3, x @ teacher.T).item()
+    assert mse_wn < 1e-3 and 0.5 * floor < mse_norm < floor
 
 
 # --------------------------------------------------------------------------- initialisation
@@ -85,50 +88,127 @@ def test_data_dependent_init_gives_unit_variance_preactivations(kind):
     assert torch.allclose(out.std(0, unbiased=False), torch.ones(6), atol=1e-5)
 
 
-def test_data_dependent_init_on_a_network_gives_the_same_function_for_both_kinds():
+def test_starting_pair_is_one_function_in_two_parametrisations():
     torch.manual_seed(4)
     x = torch.rand(128, 784)
-    base = models.mlp([784, 256, 128, 10], seed=0)
-    plain = wn.data_dependent_init(models.mlp([784, 256, 128, 10], seed=0), x)
-    normed = wn.data_dependent_init(wn.apply_weight_norm(base), x)
-    assert all(wn.parametrize_is_on(m) for m in normed if isinstance(m, nn.Linear))
-    assert not any(wn.parametrize_is_on(m) for m in base if isinstance(m, nn.Linear))
+    pair = wn.starting_pair(x, seed=0)
+    plain, normed = pair["plain"], pair["weight norm"]
+    assert all(parametrize.is_parametrized(m, "weight") for m in normed if isinstance(m, nn.Linear))
+    assert not any(parametrize.is_parametrized(m) for m in plain)
     with torch.no_grad():
         assert torch.allclose(plain(x), normed(x), atol=1e-5)
         first = plain[0](x)
     assert torch.allclose(first.std(0, unbiased=False), torch.ones(256), atol=1e-4)
+    assert not torch.equal(wn.starting_pair(x, seed=1)["plain"][0].weight, plain[0].weight)
+
+
+def test_with_weight_norm_copies():
+    base = models.mlp([5, 4, 3], seed=0)
+    normed = wn.with_weight_norm(base)
+    assert not parametrize.is_parametrized(base[0]) and parametrize.is_parametrized(normed[0])
+    x = torch.randn(6, 5)
+    assert torch.allclose(base(x), normed(x), atol=1e-6)
+
+
+def test_direction_steps_are_g_over_v_squared_times_the_plain_step():
+    """One plain SGD step on w vs on (g, v): the change of w's direction is (g/||v||)^2 larger."""
+    torch.manual_seed(0)
+    x, target = torch.randn(64, 8), torch.randn(64, 3)
+    plain = nn.Linear(8, 3, bias=False)
+    normed = wn.torch_weight_norm(plain)
+    with torch.no_grad():
+        wn.weight_norm_parts(normed)[0].mul_(4.0)  # g = 4 ||v||: factor 16
+        plain.weight.mul_(4.0)  # the same w
+    factor = wn.direction_step_factors(normed)
+    assert factor == pytest.approx([16.0], rel=1e-5)
+    moves = []
+    for layer in (plain, normed):
+        before = layer.weight.detach().clone()
+        sgd = torch.optim.SGD(layer.parameters(), lr=1e-4)
+        F.mse_loss(layer(x), target).backward()
+        sgd.step()
+        change = layer.weight.detach() - before
+        radial = (change * before).sum(1, keepdim=True) / before.norm(dim=1, keepdim=True) ** 2
+        moves.append((change - radial * before).norm().item())  # the part that turns w
+    assert moves[1] / moves[0] == pytest.approx(16.0, rel=0.01)
 
 
 # --------------------------------------------------------------------------- training comparison
 
 
-def test_train_steps_reduces_the_loss():
+def test_sgd_step_losses_reduces_the_loss_and_calls_back():
     torch.manual_seed(0)
-    x = torch.randn(256, 784)
+    x = torch.randn(512, 784)
     y = (x[:, 0] > 0).long()
-    losses = wn.train_steps(
-        models.mlp([784, 256, 128, 10], seed=0), x, y, lr=0.05, epochs=3, batch_size=64
+    seen = []
+    losses = wn.sgd_step_losses(
+        models.mlp([784, 256, 128, 10], seed=0), x, y, lr=0.05, seed=0, on_step=seen.append
     )
-    assert losses.shape == (12,) and losses[-4:].mean() < losses[:4].mean()
+    assert losses.shape == (4,) and len(seen) == 4 and losses[-1] < losses[0]
 
 
-def test_early_and_final_loss():
+def test_quarter_losses():
     runs = np.array([[4.0, 4.0, 1.0, 1.0], [2.0, 2.0, 0.0, 0.0]])
-    assert np.allclose(wn.early_loss(runs), [4.0, 2.0])
-    assert wn.final_loss(runs) == pytest.approx(0.5)
-    assert wn.early_loss(np.array([[np.nan, 1.0, 1.0, 1.0]]))[0] == np.inf
-    assert wn.final_loss(np.array([[1.0, 1.0, 1.0, np.inf]])) == np.inf
+    assert np.allclose(wn.first_quarter_loss(runs), [4.0, 2.0])
+    assert np.allclose(wn.last_quarter_loss(runs), [1.0, 0.0])
+    assert wn.first_quarter_loss(np.array([[np.nan, 1.0, 1.0, 1.0]]))[0] == np.inf
+    assert wn.last_quarter_loss(np.array([[1.0, 1.0, 1.0, np.inf]]))[0] == np.inf
 
 
-def test_lr_sweep_and_slider_figure(real_data):
-    sweep = wn.lr_sweep(lrs=(0.001, 0.3), seeds=(0,), n_train=512)
-    assert sweep["lrs"] == [0.001, 0.3] and sweep["plain"][0.001].shape == (1, 4)
-    for lr, expected in ((0.001, 0.001), (0.3, 0.3), (0.01, 0.001), (1.0, 0.3)):
+def _fake_sweep():
+    steps = np.ones((2, 8))
+    return {
+        "lrs": [0.001, 0.01, 0.1],
+        "seeds": [0, 1],
+        "plain": {0.001: 2 * steps, 0.01: 1.5 * steps, 0.1: 0.5 * steps},
+        "weight norm": {0.001: 0.6 * steps, 0.01: 1.0 * steps, 0.1: np.full((2, 8), np.nan)},
+    }
+
+
+def test_best_learning_rate_and_sweep_table():
+    sweep = _fake_sweep()
+    assert wn.best_learning_rate(sweep, "plain") == 0.1
+    assert wn.best_learning_rate(sweep, "weight norm") == 0.001  # a diverged run is never best
+    table = wn.sweep_table(sweep)
+    assert len(table.splitlines()) == 4 and "inf" in table.splitlines()[-1]
+
+
+@pytest.mark.parametrize("lr, expected", [(0.001, 0.001), (0.3, 0.1), (0.02, 0.01)])
+def test_lr_comparison_figure_draws_the_nearest_learning_rate(lr, expected):
+    sweep = _fake_sweep()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
         fig = wn.lr_comparison_figure(lr, sweep)
-        early = wn.early_loss(sweep["plain"][expected]).mean()
-        assert isinstance(fig, Figure)
-        title = fig.axes[0].get_title()
-        assert f"lr = {expected:g}" in title and f"early loss plain {early:.2f}" in title
+    title = fig.axes[0].get_title()
+    plain = wn.first_quarter_loss(sweep["plain"][expected]).mean()
+    assert f"lr = {expected:g}" in title and f"plain {plain:.2f}" in title
+    assert len(fig.axes[0].get_lines()) == 4  # two seeds, two networks
+
+
+def test_lr_sweep_on_mnist(real_data):
+    sweep = wn.lr_sweep(seeds=(0,), n_train=2048, lrs=(0.003, 0.3))
+    assert sweep["lrs"] == [0.003, 0.3] and sweep["plain"][0.003].shape == (1, 16)
+    plain, normed = sweep["plain"], sweep["weight norm"]
+    # weight norm's larger direction steps: far ahead at 0.003, blown up at 0.3
+    assert wn.last_quarter_loss(normed[0.003])[0] < wn.last_quarter_loss(plain[0.003])[0] - 1
+    assert wn.last_quarter_loss(normed[0.3])[0] > 10 > 1 > wn.last_quarter_loss(plain[0.3])[0]
+
+
+def test_norm_growth_brakes_large_steps(real_data):
+    plain_sgd = wn.norm_growth_run(0.1, momentum=0.0, n_train=1024, seed=0)
+    assert plain_sgd["v_norm"].shape == (9, 3) and plain_sgd["shrink"].shape == (8, 3)
+    assert plain_sgd["shrink"].max() < 1e-5  # orthogonal steps only lengthen v
+    assert (
+        plain_sgd["loss"].max() > 10
+        and plain_sgd["v_norm"][-1, -1] > 3 * plain_sgd["v_norm"][0, -1]
+    )
+    assert (plain_sgd["step_factor"][-1] < plain_sgd["step_factor"][0]).all()
+    calm = wn.norm_growth_run(0.01, momentum=0.9, n_train=1024, seed=0)
+    assert (calm["v_norm"][-1] / calm["v_norm"][0]).max() < 1.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fig = wn.norm_growth_figure([plain_sgd, calm])
+    assert len(fig.axes[1].get_lines()) == 6 and "||v||" in fig.axes[1].get_title()
 
 
 # --------------------------------------------------------------------------- neuron slider

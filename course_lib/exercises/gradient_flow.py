@@ -79,3 +79,43 @@ def _check_ratio(answer):
                 "changing their norm."
             )
     return problem
+
+
+# A batch of 8 examples of 10 ReLU units: units 0, 3 and 7 are 0 for every example (dead);
+# unit 5 is 0 for all but one example (alive); half the other outputs are 0 as well.
+_H = torch.relu(torch.randn(8, 10, generator=_GEN))
+_H[:, [0, 3, 7]] = 0.0
+_H[:, 5] = 0.0
+_H[2, 5] = 0.7
+
+
+def _solution_dead(h):
+    return float((h == 0).all(dim=0).float().mean())  # a unit is a column: dead if 0 in every row
+
+
+@register(
+    "11.3",
+    title="the share of dead units",
+    hint="A unit is a column of h. It is dead when it is 0 for EVERY example (every row): "
+    "(h == 0).all(dim=0) marks the dead units; their share is its mean.",
+    solution=_solution_dead,
+)
+def _check_dead(answer):
+    expected = _solution_dead(_H)
+    value = number(call(answer, _H.clone()), "your share of dead units (one number)")
+    if np.isclose(value, expected, rtol=1e-6):
+        return None
+    if np.isclose(value, float((_H == 0).float().mean())):
+        return (
+            "you counted the zero outputs: a unit is dead only if its whole column is 0, "
+            "for every example."
+        )
+    if np.isclose(value, float((_H == 0).any(dim=0).float().mean())):
+        return "a unit with a single 0 is not dead: it must be 0 for every example (all, not any)."
+    if np.isclose(value, float((_H == 0).all(dim=1).float().mean())):
+        return "the units are the columns (dim=0 runs over the examples), not the rows."
+    if np.isclose(value, expected * _H.shape[1]):
+        return "return the share of dead units (between 0 and 1), not their number."
+    return (
+        f"your share is {value:.4g}; 3 of these 10 units are dead, so it should be {expected:.4g}."
+    )

@@ -171,6 +171,29 @@ def dequantize(q: torch.Tensor, scale, zero_point, axis: int | None = None) -> t
     return ((q - zero_point) * scale).to(torch.float32)
 
 
+def compare_codes(
+    mine: torch.Tensor, theirs: torch.Tensor, x: torch.Tensor, scale, axis: int | None = None
+) -> dict[str, float]:
+    """How two sets of integer codes for the same ``x`` differ, and whether only at ties.
+
+    Returns the number and fraction of codes that differ, the largest
+    difference, and the largest distance of ``x / scale`` from a rounding tie
+    (a ``.5``) among the differing codes (0 when none differ). Two correct
+    implementations may round a value lying within float precision of a tie
+    differently; nothing else should differ.
+    """
+    diff = (mine.long() - theirs.long()).abs()
+    differ = diff > 0
+    ratio = (x.double() / _broadcast(torch.as_tensor(scale), x, axis).double())[differ]
+    tie_distance = (ratio - ratio.floor() - 0.5).abs()
+    return {
+        "n_differ": int(differ.sum()),
+        "fraction": float(differ.double().mean()),
+        "max_diff": int(diff.max()) if diff.numel() else 0,
+        "max_tie_distance": float(tie_distance.max()) if len(tie_distance) else 0.0,
+    }
+
+
 def fake_quantize(
     x: torch.Tensor, bits: int = 8, per_channel: bool = False, axis: int = 0, signed: bool = False
 ) -> torch.Tensor:
@@ -216,29 +239,6 @@ def error_vs_bits(weight: torch.Tensor, bits: Sequence[int] = range(2, 9)) -> di
         "bits": np.array(bits),
         "per_tensor": np.array([quantization_error(weight, b, False) for b in bits]),
         "per_channel": np.array([quantization_error(weight, b, True) for b in bits]),
-    }
-
-
-def compare_codes(
-    mine: torch.Tensor, theirs: torch.Tensor, x: torch.Tensor, scale, axis: int | None = None
-) -> dict[str, float]:
-    """How two sets of integer codes for the same ``x`` differ, and whether only at ties.
-
-    Returns the number and fraction of codes that differ, the largest
-    difference, and the largest distance of ``x / scale`` from a rounding tie
-    (a ``.5``) among the differing codes (0 when none differ). Two correct
-    implementations may round a value lying within float precision of a tie
-    differently; nothing else should differ.
-    """
-    diff = (mine.long() - theirs.long()).abs()
-    differ = diff > 0
-    ratio = (x.double() / _broadcast(torch.as_tensor(scale), x, axis).double())[differ]
-    tie_distance = (ratio - ratio.floor() - 0.5).abs()
-    return {
-        "n_differ": int(differ.sum()),
-        "fraction": float(differ.double().mean()),
-        "max_diff": int(diff.max()) if diff.numel() else 0,
-        "max_tie_distance": float(tie_distance.max()) if len(tie_distance) else 0.0,
     }
 
 

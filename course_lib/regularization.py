@@ -492,12 +492,12 @@ def adam_step(
 
 def run_adam(
     steps: int = 100, lr: float = 0.01, weight_decay: float = 0.1, decoupled: bool = False,
-    scratch: bool = True,
+    scratch: bool = True, seed: int | None = None,
 ) -> np.ndarray:  # fmt: skip
     """The final weights after ``steps`` of :func:`adam_step` (``scratch``) or of
-    ``torch.optim.Adam``/``AdamW`` on ``1/(2n)||A w - b||^2``, whose columns have scales
-    0.1 to 10 (so the weights' gradients differ by orders of magnitude)."""
-    rng = np.random.default_rng(0)
+    ``torch.optim.Adam``/``AdamW`` on ``1/(2n)||A w - b||^2`` (drawn with ``seed``, default
+    ``COURSE_SEED``), whose columns have scales 0.1 to 10."""
+    rng = np.random.default_rng(config.resolve_seed(seed))
     A = rng.standard_normal((64, 5)) * np.array([0.1, 0.5, 1.0, 3.0, 10.0])
     b, w = rng.standard_normal(64), rng.standard_normal(5)
     if scratch:

@@ -291,11 +291,8 @@ def recurrence_figure(steps: int = 50, gain: float = 1.0, n: int = 64) -> Figure
 
 
 def forget_bias_(lstm: nn.LSTM, value: float = 1.0) -> nn.LSTM:
-    """Set the forget-gate bias of every layer and direction of ``lstm`` to ``value``.
-
-    The forget gate's pre-activation adds ``b_if + b_hf``: the ``H:2H`` slice
-    of ``b_ih`` is set to ``value`` and that of ``b_hh`` to 0.
-    """
+    """Set the forget-gate bias ``b_if + b_hf`` of every layer and direction of ``lstm`` to
+    ``value``: the ``H:2H`` slice of ``b_ih`` to ``value``, that of ``b_hh`` to 0."""
     h = lstm.hidden_size
     with torch.no_grad():
         for name, p in lstm.named_parameters():

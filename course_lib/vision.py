@@ -43,7 +43,7 @@ __all__ = [
     "xy",
 ]
 
-#: The training recipe of :func:`train` and :func:`benchmark` (measured on the
+#: The training recipe of :func:`train`, timed by ``make bench`` (measured on the
 #: 5,085-image sample: see the notebook).
 RECIPE = {
     "width": 16,

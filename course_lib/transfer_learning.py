@@ -312,10 +312,10 @@ def fine_tune_encoder(
     ``n_train`` class-stratified sentences of ``mr`` (:func:`mr_embeddings`) train
     the probe on their cached vectors; the head starts from it, the encoder from
     its pretrained weights, and Adam minimises :func:`head_objective` for ``epochs``,
-    the encoder with a learning rate far below the head's (discriminative
-    fine-tuning). Returns for ``"probe"`` and ``"tuned"`` the training ``objective``
-    and ``test`` accuracy, and ``encoder_change`` and ``head_change`` (relative to
-    the weights' norm); the fine-tuned numbers are cached under the settings and code.
+    the encoder with a far smaller learning rate (discriminative fine-tuning). Returns
+    for ``"probe"`` and ``"tuned"`` the training ``objective`` and ``test`` accuracy
+    (and ``probe_test``: a new probe on the tuned features), ``encoder_change`` and
+    ``head_change`` (relative to the weights' norm), cached under settings and code.
     """
     seed = config.resolve_seed(seed)
     y = np.asarray(mr["train"].y)
@@ -362,10 +362,12 @@ def _fine_tune(probe, train_x, train_y, test, epochs, batch_size, lrs, seed, pro
         optimizer.step()
     model.eval()
     n_encoder = len(start) - 2  # the head's weight and bias come last
+    tuned_train, tuned_test = _encode(model.encoder, train_x), _encode(model.encoder, test.x)
+    reprobe = train_linear_head(tuned_train, train_y)  # a fresh probe on the moved features
     with torch.no_grad():
-        tuned_train, tuned_test = _encode(model.encoder, train_x), _encode(model.encoder, test.x)
         objective = head_objective(model.head, tuned_train, train_y).item()
         tuned = {"objective": objective, "test": _accuracy(model.head(tuned_test), test.y)}
+        tuned["probe_test"] = _accuracy(reprobe(tuned_test), test.y)
     change = _relative_change(list(model.parameters()), start, n_encoder)
     return {"tuned": tuned, "encoder_change": change[0], "head_change": change[1]}
 

@@ -360,8 +360,10 @@ def test_rehearsal_two_learners(real_data, tmp_path):
     assert len(report.failed) == 4
     totals = report.totals
     assert totals["hub"]["count"] == 1 and totals["proxy"]["count"] == 1
-    assert totals["servers"]["count"] == 2 and totals["kernels"]["count"] == 6
-    assert totals["all"]["processes"] >= 10  # hub, proxy, 2 servers, 6 kernels
+    # Six kernels ran; a kernel that dies in its first cell may live less than one
+    # sampling interval, so the monitor is sure to have seen the four others only.
+    assert totals["servers"]["count"] == 2 and 4 <= totals["kernels"]["count"] <= 6
+    assert totals["all"]["processes"] >= 8  # hub, proxy, 2 servers, at least 4 kernels
     assert totals["all"]["peak_mb"] >= 0.9 * totals["kernels"]["peak_mb_max"]
     assert report.data_unchanged is True
     # Everything the rehearsal started is stopped.

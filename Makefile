@@ -123,14 +123,14 @@ tools/site-assets/node_modules/.package-lock.json: tools/site-assets/package-loc
 ## benchmarks/mutants.md and the README's table (NOTEBOOKS="06 13" for some only)
 NOTEBOOKS ?=
 mutants: $(STAMP)
-	$(BIN)/python benchmarks/mutants.py $(NOTEBOOKS)
+	$(BIN)/python benchmarks/mutants.py --jobs $(WORKERS) $(NOTEBOOKS)
 
 ## claims-spread: run the notebooks under COURSE_SEED 0-4 and report, per claim, how often
 ## it held and the spread of its value; writes benchmarks/claims_spread.md and the README's
 ## table (SPREAD_ARGS="--mode full --threads 1 2 14" for more)
 SPREAD_ARGS ?=
 claims-spread: $(STAMP)
-	$(BIN)/python benchmarks/claims_spread.py $(SPREAD_ARGS) $(NOTEBOOKS)
+	$(BIN)/python benchmarks/claims_spread.py --jobs $(WORKERS) $(SPREAD_ARGS) $(NOTEBOOKS)
 
 ## bench: measure notebook times (fast and full mode), CNN, quantisation, pruning and MR
 ## accuracy on this machine; writes benchmarks/results.md and the README's table

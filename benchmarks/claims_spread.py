@@ -3,6 +3,7 @@
     python benchmarks/claims_spread.py                      # fast mode, seeds 0-4, 1 thread
     python benchmarks/claims_spread.py --mode full 13 14    # full mode, two notebooks
     python benchmarks/claims_spread.py --threads 1 2        # also compare thread counts
+    python benchmarks/claims_spread.py --jobs 2             # two runs at once
 
 Each notebook is executed once per seed (``COURSE_SEED``) and thread count
 (``OMP_NUM_THREADS``), through nbclient with errors allowed, so that a failing claim
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per cell")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once")
     parser.add_argument("--execute-one", nargs=3, metavar=("NOTEBOOK", "OUT", "TIMEOUT"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args(argv)
@@ -148,17 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.notebooks:
         paths = [p for p in paths if p.name[:2] in args.notebooks]
-    runs: dict[tuple, list[dict]] = {}
-    for path in paths:
-        for threads in args.threads:
-            for seed in args.seeds:
-                start = time.perf_counter()
-                runs[(path.stem, seed, threads)] = run_one(
-                    path, args.mode, seed, threads, args.timeout
-                )
-                failed = sum(not c.get("passed") for c in runs[(path.stem, seed, threads)])
-                print(f"{path.stem} seed {seed}, {threads} thread(s): {failed} claims failed "
-                      f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+    keys = [(p.stem, s, t) for p in paths for t in args.threads for s in args.seeds]
+
+    def one(key: tuple) -> list[dict]:
+        start = time.perf_counter()
+        claims = run_one(NOTEBOOKS / f"{key[0]}.ipynb", args.mode, key[1], key[2], args.timeout)
+        failed = sum(not c.get("passed") for c in claims)
+        print(f"{key[0]} seed {key[1]}, {key[2]} thread(s): {failed} claims failed "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+        return claims
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        runs = dict(zip(keys, pool.map(one, keys), strict=True))
     rows = summarise(runs)
     report = table(rows, len(args.seeds) * len(args.threads))
     print(report)

@@ -3,6 +3,7 @@
     python benchmarks/mutants.py                 # every notebook's mutants (make mutants)
     python benchmarks/mutants.py 06 13           # only these notebooks
     python benchmarks/mutants.py --list          # what would be planted, without running
+    python benchmarks/mutants.py --jobs 2        # two notebooks at once (make mutants does)
 
 Each notebook has a list of mutants in ``benchmarks/mutants/NN_name.toml``::
 
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,37 +144,44 @@ def run_notebook_and_tests(root: Path, notebook: str, file: str, timeout: float)
     return outcome, claim, tests_ok
 
 
-def run(mutants: list[Mutant], timeout: float) -> None:
+def run(mutants: list[Mutant], timeout: float, jobs: int = 1) -> None:
+    """Plant each mutant in turn; with ``jobs`` > 1, several notebooks at once (each in its
+    own copy of the repository)."""
     by_notebook: dict[str, list[Mutant]] = {}
     for m in mutants:
         by_notebook.setdefault(m.notebook, []).append(m)
-    for notebook, group in by_notebook.items():
-        with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
-            root = copy_repository(Path(tmp) / "repo")
-            outcome, claim, tests_ok = run_notebook_and_tests(
-                root, notebook, group[0].file, timeout
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for _ in pool.map(lambda item: _run_notebook(*item, timeout), by_notebook.items()):
+            pass
+
+
+def _run_notebook(notebook: str, group: list[Mutant], timeout: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
+        root = copy_repository(Path(tmp) / "repo")
+        outcome, claim, tests_ok = run_notebook_and_tests(
+            root, notebook, group[0].file, timeout
+        )
+        if outcome or not tests_ok:
+            raise SystemExit(
+                f"{notebook}: the notebook or its tests fail without any mutant "
+                f"({outcome or 'tests'}: {claim}); fix that first."
             )
-            if outcome or not tests_ok:
-                raise SystemExit(
-                    f"{notebook}: the notebook or its tests fail without any mutant "
-                    f"({outcome or 'tests'}: {claim}); fix that first."
+        print(f"{notebook}: baseline passes; {len(group)} mutants", flush=True)
+        for m in group:
+            path = root / m.file
+            original = path.read_text(encoding="utf-8")
+            path.write_text(original.replace(m.find, m.replace, 1), encoding="utf-8")
+            start = time.perf_counter()
+            try:
+                m.by_notebook, m.claim, tests_ok = run_notebook_and_tests(
+                    root, notebook, m.file, timeout
                 )
-            print(f"{notebook}: baseline passes; {len(group)} mutants", flush=True)
-            for m in group:
-                path = root / m.file
-                original = path.read_text(encoding="utf-8")
-                path.write_text(original.replace(m.find, m.replace, 1), encoding="utf-8")
-                start = time.perf_counter()
-                try:
-                    m.by_notebook, m.claim, tests_ok = run_notebook_and_tests(
-                        root, notebook, m.file, timeout
-                    )
-                finally:
-                    path.write_text(original, encoding="utf-8")
-                m.by_tests = not tests_ok
-                m.seconds = time.perf_counter() - start
-                print(f"  {_mark(m.by_notebook == 'claim')} claims {_mark(m.by_tests)} tests  "
-                      f"{m.name} ({m.seconds:.0f} s)", flush=True)  # fmt: skip
+            finally:
+                path.write_text(original, encoding="utf-8")
+            m.by_tests = not tests_ok
+            m.seconds = time.perf_counter() - start
+            print(f"{notebook[:2]} {_mark(m.by_notebook == 'claim')} claims {_mark(m.by_tests)} tests  "
+                  f"{m.name} ({m.seconds:.0f} s)", flush=True)  # fmt: skip
 
 
 def _mark(caught: bool) -> str:
@@ -227,13 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per pytest run")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once")
     args = parser.parse_args(argv)
     mutants = load_specs(args.notebooks or None)
     if args.list:
         for m in mutants:
             print(f"{m.notebook}: {m.name} ({m.file})")
         return 0
-    run(mutants, args.timeout)
+    run(mutants, args.timeout, args.jobs)
     report = table(mutants)
     print(report)
     if not args.no_write:

@@ -158,9 +158,7 @@ def run(mutants: list[Mutant], timeout: float, jobs: int = 1) -> None:
 def _run_notebook(notebook: str, group: list[Mutant], timeout: float) -> None:
     with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
         root = copy_repository(Path(tmp) / "repo")
-        outcome, claim, tests_ok = run_notebook_and_tests(
-            root, notebook, group[0].file, timeout
-        )
+        outcome, claim, tests_ok = run_notebook_and_tests(root, notebook, group[0].file, timeout)
         if outcome or not tests_ok:
             raise SystemExit(
                 f"{notebook}: the notebook or its tests fail without any mutant "

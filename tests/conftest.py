@@ -116,3 +116,15 @@ def assert_feedback(id: str, answer, *fragments: str, status: str = "wrong"):
     if status != "correct":
         assert "Hint:" in result.message, result.message
     return result
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small models gain nothing from threads, and the
+    suite runs in parallel workers (pytest-xdist) on few cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,12 +13,7 @@ from course_lib.vision import SmallResNet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from cifar10_bench import benchmark  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def test_benchmark_tiny_run_reports_everything(real_data):

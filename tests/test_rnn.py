@@ -11,14 +11,7 @@ from torch import nn
 from course_lib import exercises
 from course_lib import rnn as R
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small recurrent layers gain nothing from threads, and tests may run in parallel."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 # --------------------------------------------------------------------------- weights of a cell

@@ -25,13 +25,7 @@ def _two_colour_task(n=64):
     return x.to(torch.uint8), y
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and tests may run in parallel (pytest-xdist)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 # --------------------------------------------------------------------------- data

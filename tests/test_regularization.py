@@ -195,7 +195,8 @@ def test_overfit_curve_gap_closes_and_alpha_is_chosen_on_the_training_set():
     assert np.all(np.diff(curve["gap"]) < 0) and np.all(np.diff(curve["train_mse"]) > 0)
     assert np.allclose(curve["gap"], curve["test_mse"] - curve["train_mse"])
     assert np.all(np.isin(curve["cv_alphas"], alphas)) and 1 < curve["cv_alphas"].min()
-    assert curve["test_mse"].min() <= curve["cv_test_mse"] < 1.1 * curve["test_mse"].min()
+    best = curve["test_mse"].min()  # the chosen alpha may be the best one: equal up to rounding
+    assert best * (1 - 1e-9) <= curve["cv_test_mse"] < 1.1 * best
     assert 2500 < curve["linear_test_mse"] < curve["cv_test_mse"]
     other = reg.overfit_curve(alphas, degree=3, train_size=150, splits=2, seed=1)
     assert other["linear_test_mse"] != curve["linear_test_mse"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import vision as T
+from course_lib import vision
 
 
 def _images(n=6, seed=0, size=32):
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def test_load_data_shapes_and_subsets(real_data):
-    tr, te = T.load_data(n_train=200, n_test=100)
+    tr, te = vision.load_data(n_train=200, n_test=100)
     assert tr.x.shape == (200, 3, 32, 32) and tr.x.dtype == np.uint8
     assert te.x.shape == (100, 3, 32, 32)
     assert sorted(np.unique(tr.y)) == list(range(10))  # stratified: every class present
@@ -42,22 +42,22 @@ def test_load_data_shapes_and_subsets(real_data):
 def test_channel_stats_matches_numpy():
     x = _images(10).numpy()
     x[:, 1] //= 3
-    mean, std = T.channel_stats(x)
+    mean, std = vision.channel_stats(x)
     ref = x.astype(np.float64) / 255
     np.testing.assert_allclose(mean.numpy(), ref.mean(axis=(0, 2, 3)), rtol=1e-6)
     np.testing.assert_allclose(std.numpy(), ref.std(axis=(0, 2, 3)), rtol=1e-6)
     assert std[1] < std[0] / 2
     with pytest.raises(ValueError, match="shape"):
-        T.channel_stats(x[0])
-    m2, s2 = T.channel_stats(x, chunk=3)  # chunked sums give the same result
+        vision.channel_stats(x[0])
+    m2, s2 = vision.channel_stats(x, chunk=3)  # chunked sums give the same result
     torch.testing.assert_close(m2, mean)
     torch.testing.assert_close(s2, std)
 
 
 def test_normalize_standardises_and_uses_buffers():
     x = _images(20)
-    mean, std = T.channel_stats(x)
-    norm = T.Normalize(mean, std)
+    mean, std = vision.channel_stats(x)
+    norm = vision.Normalize(mean, std)
     out = norm(x)
     assert out.dtype == torch.float32
     assert out.is_contiguous(memory_format=torch.channels_last)
@@ -68,7 +68,7 @@ def test_normalize_standardises_and_uses_buffers():
     assert list(norm.parameters()) == []
     assert set(norm.state_dict()) == {"mean", "std"}
     with pytest.raises(ValueError, match="positive"):
-        T.Normalize((0.5, 0.5, 0.5), (0.2, 0.0, 0.2))
+        vision.Normalize((0.5, 0.5, 0.5), (0.2, 0.0, 0.2))
 
 
 def test_shift_crop_equals_reflect_pad_and_crop():
@@ -79,52 +79,52 @@ def test_shift_crop_equals_reflect_pad_and_crop():
     ref = torch.stack(
         [padded[i, :, 4 + dy[i] : 36 + dy[i], 4 + dx[i] : 36 + dx[i]] for i in range(5)]
     )
-    assert torch.equal(T.shift_crop(x, dy, dx), ref)
+    assert torch.equal(vision.shift_crop(x, dy, dx), ref)
     u8 = _images(2)
-    assert torch.equal(T.shift_crop(u8, [0, 0], [0, 0]), u8)
-    assert T.shift_crop(u8, [1, 2], [3, 4]).dtype == torch.uint8
+    assert torch.equal(vision.shift_crop(u8, [0, 0], [0, 0]), u8)
+    assert vision.shift_crop(u8, [1, 2], [3, 4]).dtype == torch.uint8
 
 
 def test_augment_identity_flip_and_reproducibility():
     x = _images(16)
-    assert torch.equal(T.Augment(padding=0, flip=0.0)(x), x)
-    assert torch.equal(T.Augment(padding=0, flip=1.0)(x), x.flip(3))
-    a, b = T.Augment(seed=3)(x), T.Augment(seed=3)(x)
+    assert torch.equal(vision.Augment(padding=0, flip=0.0)(x), x)
+    assert torch.equal(vision.Augment(padding=0, flip=1.0)(x), x.flip(3))
+    a, b = vision.Augment(seed=3)(x), vision.Augment(seed=3)(x)
     assert torch.equal(a, b)
-    assert not torch.equal(a, T.Augment(seed=4)(x))
+    assert not torch.equal(a, vision.Augment(seed=4)(x))
     assert a.shape == x.shape and a.dtype == x.dtype
-    assert "padding=4" in repr(T.Augment())
+    assert "padding=4" in repr(vision.Augment())
     with pytest.raises(ValueError):
-        T.Augment(padding=-1)
+        vision.Augment(padding=-1)
     with pytest.raises(ValueError):
-        T.Augment(flip=1.5)
+        vision.Augment(flip=1.5)
 
 
 # --------------------------------------------------------------------------- the model
 
 
 def test_small_resnet_shapes_and_parameter_count():
-    model = T.SmallResNet(16)
+    model = vision.SmallResNet(16)
     out = model(_images(2))
     assert out.shape == (2, 10)
     assert model.features(_images(2)).shape == (2, 128)
     assert sum(p.numel() for p in model.parameters()) == 412_954
     assert model.stem.conv.weight.shape == (16, 3, 3, 3)
     assert model.stem.conv.bias is None
-    assert T.SmallResNet(8, stem_kernel=5).stem.conv.weight.shape == (8, 3, 5, 5)
+    assert vision.SmallResNet(8, stem_kernel=5).stem.conv.weight.shape == (8, 3, 5, 5)
     assert model.layer3.conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_conv_bn_block_halves_the_image_when_pooling():
-    block = T.ConvBN(3, 8, pool=True)
+    block = vision.ConvBN(3, 8, pool=True)
     assert block(torch.randn(2, 3, 16, 16)).shape == (2, 8, 8, 8)
-    assert T.ConvBN(3, 8)(torch.randn(2, 3, 16, 16)).shape == (2, 8, 16, 16)
+    assert vision.ConvBN(3, 8)(torch.randn(2, 3, 16, 16)).shape == (2, 8, 16, 16)
     assert [name for name, _ in block.named_children()] == ["conv", "bn", "relu", "pool"]
     assert (block(torch.randn(2, 3, 16, 16)) >= 0).all()  # ends with a ReLU
 
 
 def test_residual_adds_its_input():
-    block = T.Residual(4).eval()
+    block = vision.Residual(4).eval()
     for p in block.b.bn.parameters():
         torch.nn.init.zeros_(p)  # f(x) = relu(0) = 0, so the block is the identity
     x = torch.randn(2, 4, 8, 8)
@@ -136,7 +136,7 @@ def test_residual_adds_its_input():
 
 def test_one_cycle_schedule_rises_then_falls_to_zero():
     model = torch.nn.Linear(2, 1)
-    opt, _ = T.one_cycle_sgd(model, total_steps=10, lr=1.0, warmup=0.2)
+    opt, _ = vision.one_cycle_sgd(model, total_steps=10, lr=1.0, warmup=0.2)
     assert opt.param_groups[0]["nesterov"] and opt.param_groups[0]["momentum"] == 0.9
     rates = []
     for _ in range(10):
@@ -147,28 +147,28 @@ def test_one_cycle_schedule_rises_then_falls_to_zero():
     assert rates[-1] == pytest.approx(1 / 8) and opt.param_groups[0]["lr"] == 0.0
     assert all(a >= b for a, b in zip(rates[1:], rates[2:], strict=False))
     with pytest.raises(ValueError):
-        T.one_cycle_sgd(model, total_steps=0)
+        vision.one_cycle_sgd(model, total_steps=0)
 
 
 def test_train_learns_an_easy_task_and_records_snapshots():
     x, y = _two_colour_task()
     torch.manual_seed(0)
-    model = T.SmallResNet(4, *T.channel_stats(x))
-    run = T.train(model, (x, y), epochs=3, batch_size=16, snapshots=True, progress=False)
+    model = vision.SmallResNet(4, *vision.channel_stats(x))
+    run = vision.train(model, (x, y), epochs=3, batch_size=16, snapshots=True, progress=False)
     assert run.history.epochs == 3 and len(run.snapshots) == 4
     assert run.images_seen == 3 * len(y) and run.images_per_second > 0
     assert run.cpu_seconds > 0
-    assert T.accuracy(model, (x, y)) == 1.0
+    assert vision.accuracy(model, (x, y)) == 1.0
     assert not torch.equal(run.snapshots[0]["fc.weight"], run.snapshots[-1]["fc.weight"])
 
 
 def test_predict_proba_averages_the_mirror_image():
     torch.manual_seed(0)
-    model = T.SmallResNet(4).eval()
+    model = vision.SmallResNet(4).eval()
     x = _images(4)
-    plain = T.predict_proba(model, x, tta=False)
-    both = T.predict_proba(model, x, tta=True)
-    mirrored = T.predict_proba(model, x.flip(3), tta=False)
+    plain = vision.predict_proba(model, x, tta=False)
+    both = vision.predict_proba(model, x, tta=True)
+    mirrored = vision.predict_proba(model, x.flip(3), tta=False)
     torch.testing.assert_close(both, (plain + mirrored) / 2)
     torch.testing.assert_close(both.sum(1), torch.ones(4))
 
@@ -189,11 +189,11 @@ def test_train_augments_every_training_batch_with_flips():
     accuracies = {}
     for flip in (0.0, 0.5):
         torch.manual_seed(0)
-        model = T.SmallResNet(4, *T.channel_stats(x))
-        T.train(
+        model = vision.SmallResNet(4, *vision.channel_stats(x))
+        vision.train(
             model, (x, y), epochs=4, batch_size=16, padding=0, flip=flip, progress=False, seed=0
         )
-        accuracies[flip] = T.accuracy(model, (x, y), tta=False)
+        accuracies[flip] = vision.accuracy(model, (x, y), tta=False)
     assert accuracies[0.0] == 1.0
     assert accuracies[0.5] < 0.8, accuracies
 
@@ -207,8 +207,10 @@ def test_train_smooths_the_labels():
     losses = {}
     for eps in (0.0, 0.2):
         torch.manual_seed(0)
-        model = T.SmallResNet(4, *T.channel_stats(x))
-        run = T.train(model, (x, y), epochs=6, batch_size=16, label_smoothing=eps, progress=False)
+        model = vision.SmallResNet(4, *vision.channel_stats(x))
+        run = vision.train(
+            model, (x, y), epochs=6, batch_size=16, label_smoothing=eps, progress=False
+        )
         losses[eps] = run.history.loss
     assert losses[0.0][-1] < 0.05, losses  # the easy task is learnt: hard targets reach ~0
     assert min(losses[0.2]) >= floor - 1e-4 and losses[0.2][-1] < floor + 0.15, losses
@@ -216,9 +218,9 @@ def test_train_smooths_the_labels():
 
 def test_residual_without_skip_is_its_branch():
     torch.manual_seed(0)
-    with_skip = T.Residual(4).eval()
-    branch = T.Residual(4, skip=False).eval()
+    with_skip = vision.Residual(4).eval()
+    branch = vision.Residual(4, skip=False).eval()
     branch.load_state_dict(with_skip.state_dict())
     x = torch.randn(2, 4, 8, 8)
     torch.testing.assert_close(with_skip(x), x + branch(x))
-    assert not T.SmallResNet(4, residual=False).res3.skip and T.SmallResNet(4).res1.skip
+    assert not vision.SmallResNet(4, residual=False).res3.skip and vision.SmallResNet(4).res1.skip

@@ -54,7 +54,7 @@ test: $(STAMP)
 	$(LINT)
 	$(BROWSER_TEST)
 
-LINT = $(BIN)/ruff check . && $(BIN)/ruff format --check course_lib tests
+LINT = $(BIN)/ruff check . && $(BIN)/ruff format --check course_lib tests benchmarks tools
 
 # Every notebook through nbval, whole notebooks per worker (never split across workers).
 NOTEBOOK_RUN = $(BIN)/python -m pytest notebooks -n $(WORKERS) --dist loadfile -p no:cacheprovider \
@@ -161,7 +161,7 @@ lint: $(STAMP)
 	$(LINT)
 
 format: $(STAMP)
-	$(BIN)/ruff format course_lib tests
+	$(BIN)/ruff format course_lib tests benchmarks tools
 	$(BIN)/ruff check --fix .
 
 clean-venv:

@@ -200,8 +200,7 @@ def table(mutants: list[Mutant]) -> str:
                  "baseline failed": "not run: the notebook or its tests fail without the bug"}  # fmt: skip
         caught = by_nb[m.by_notebook].replace("|", "\\|")
         lines.append(
-            f"| {m.notebook[:2]} | {m.name} | {caught} | "
-            f"{'yes' if m.by_tests else '**no**'} |"
+            f"| {m.notebook[:2]} | {m.name} | {caught} | {'yes' if m.by_tests else '**no**'} |"
         )
     lines += [
         "",

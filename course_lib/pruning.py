@@ -40,7 +40,7 @@ __all__ = [
     "load_sparse",
     "lottery_ticket",
     "magnitude_mask",
-    "prunable_weights",
+    "prunable_layers",
     "prune_model",
     "remove_neurons",
     "save_sparse",
@@ -91,7 +91,7 @@ def train_lenet(
     return model.eval(), history
 
 
-def prunable_weights(model: nn.Module) -> dict[str, nn.Linear]:
+def prunable_layers(model: nn.Module) -> dict[str, nn.Linear]:
     """The layers whose weights we prune: every ``nn.Linear`` (biases are kept)."""
     return {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
 
@@ -99,7 +99,7 @@ def prunable_weights(model: nn.Module) -> dict[str, nn.Linear]:
 def sparsity(model_or_tensors) -> float:
     """Fraction of weights that are exactly zero, over all Linear weights (or given tensors)."""
     if isinstance(model_or_tensors, nn.Module):
-        tensors = [m.weight for m in prunable_weights(model_or_tensors).values()]
+        tensors = [m.weight for m in prunable_layers(model_or_tensors).values()]
     elif isinstance(model_or_tensors, torch.Tensor):
         tensors = [model_or_tensors]
     else:
@@ -114,7 +114,7 @@ def _zero_fraction(tensors: Sequence[torch.Tensor]) -> float:
 
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
     """Sparsity of each Linear layer's weight matrix, by layer name."""
-    return {name: sparsity(m.weight) for name, m in prunable_weights(model).items()}
+    return {name: sparsity(m.weight) for name, m in prunable_layers(model).items()}
 
 
 # --------------------------------------------------------------------------- masks from scratch
@@ -184,7 +184,7 @@ def structured_mask(
 
 def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     """Multiply each named Linear layer's weight by its mask, in place; returns ``model``."""
-    layers = prunable_weights(model)
+    layers = prunable_layers(model)
     with torch.no_grad():
         for name, mask in masks.items():
             layers[name].weight.mul_(mask)
@@ -212,7 +212,7 @@ def prune_model(
     layers (neurons, by L2 norm), as ``ln_structured`` does.
     """
     pruned = training.clone(model)
-    return apply_masks(pruned, _masks(prunable_weights(pruned), amount, scope, structured))
+    return apply_masks(pruned, _masks(prunable_layers(pruned), amount, scope, structured))
 
 
 # --------------------------------------------------------------------------- the library way
@@ -227,7 +227,7 @@ def torch_prune(
     a ``weight_mask`` buffer and a hook that recomputes ``weight = weight_orig
     * weight_mask`` before every forward pass.
     """
-    layers = prunable_weights(model)
+    layers = prunable_layers(model)
     if structured:
         for m in list(layers.values())[:-1]:
             prune.ln_structured(m, "weight", amount=amount, n=2, dim=0)
@@ -243,7 +243,7 @@ def torch_prune(
 
 
 def _make_permanent(model: nn.Module) -> nn.Module:
-    for m in prunable_weights(model).values():
+    for m in prunable_layers(model).values():
         if prune.is_pruned(m) and hasattr(m, "weight_mask"):
             prune.remove(m, "weight")
     return model
@@ -261,7 +261,7 @@ def remove_neurons(model: nn.Module, amount: float) -> nn.Sequential:
     ``W_next[:, j] * relu(b_j)`` to the next layer's bias, so the smaller
     network computes exactly what the masked one does.
     """
-    layers = list(prunable_weights(model).values())
+    layers = list(prunable_layers(model).values())
     keep = [torch.arange(layers[0].in_features)]
     for layer in layers[:-1]:
         keep.append(structured_mask(layer.weight, amount)[:, 0].nonzero().squeeze(1))
@@ -326,7 +326,7 @@ def iterative_pruning(
 
     seed = config.resolve_seed(seed)
     pruned = training.clone(model)
-    params = [(m, "weight") for m in prunable_weights(pruned).values()]
+    params = [(m, "weight") for m in prunable_layers(pruned).values()]
     records: list[dict[str, float]] = []
     current = 0.0
     for round_, target in enumerate(tqdm(targets, desc="prune + retrain", disable=not progress)):
@@ -392,10 +392,10 @@ def ticket_starts(pruned: nn.Module, seed: int | None = None) -> dict[str, LeNet
     training keeps the pruned weights at zero.
     """
     seed = config.resolve_seed(seed)
-    masks = {name: (m.weight != 0).float() for name, m in prunable_weights(pruned).items()}
+    masks = {name: (m.weight != 0).float() for name, m in prunable_layers(pruned).items()}
     starts = {"rewound": initial_lenet(seed), "random": LeNet300100(seed=seed + 1000)}
     for net in starts.values():
-        for name, layer in prunable_weights(net).items():
+        for name, layer in prunable_layers(net).items():
             prune.custom_from_mask(layer, "weight", masks[name])
     return starts
 
@@ -495,7 +495,7 @@ def save_sparse(model: nn.Module, path: str | Path, compact: bool = True) -> int
     ``compact`` chooses the index types (see :func:`csr_arrays`). Other
     tensors (biases) are stored as they are.
     """
-    layers = prunable_weights(model)
+    layers = prunable_layers(model)
     weight_names = {f"{name}.weight" for name in layers}
     state = {k: v for k, v in model.state_dict().items() if k not in weight_names}
     for name, m in layers.items():
@@ -528,7 +528,7 @@ def sparse_bytes_expected(model: nn.Module, compact: bool = True) -> int:
     The file adds a small container overhead (names and alignment) on top.
     """
     total = 0
-    for m in prunable_weights(model).values():
+    for m in prunable_layers(model).values():
         arrays = csr_arrays(m.weight, compact)
         total += sum(t.numel() * t.element_size() for t in arrays.values())
         if m.bias is not None:
@@ -556,7 +556,7 @@ def sparsity_figure(
     """
     pruned = prune_model(model, sparsity, scope="global")
     acc = training.accuracy(pruned, test)
-    real = _zero_fraction([m.weight for m in prunable_weights(pruned).values()])
+    real = _zero_fraction([m.weight for m in prunable_layers(pruned).values()])
     w = model.fc1.weight.detach().flatten().numpy()
     kept = pruned.fc1.weight.detach() != 0
     fig, axes = viz.figure(1, 3, size=(13.0, 3.8))

@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from . import config, training, viz
-from .pruning import compare_latency, prunable_weights
+from .pruning import compare_latency, prunable_layers
 
 __all__ = [
     "SILENCED_WARNINGS",
@@ -504,7 +504,7 @@ def quantize_weights(model: nn.Module, bits: int, per_channel: bool = True) -> n
     """
     quantized = copy.deepcopy(model)
     with torch.no_grad():
-        for layer in prunable_weights(quantized).values():
+        for layer in prunable_layers(quantized).values():
             layer.weight.copy_(fake_quantize(layer.weight, bits, per_channel=per_channel))
     return quantized
 
@@ -526,7 +526,7 @@ def train_qat(
     ``nn.Linear`` layers again), ready to be stored in ``bits`` bits.
     """
     qat = copy.deepcopy(model)
-    names = list(prunable_weights(qat))
+    names = list(prunable_layers(qat))
     for name in names:
         parent, _, child = name.rpartition(".")
         owner = qat.get_submodule(parent) if parent else qat

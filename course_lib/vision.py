@@ -31,7 +31,7 @@ __all__ = [
     "Normalize",
     "RECIPE",
     "Residual",
-    "Run",
+    "TrainingRun",
     "SmallResNet",
     "accuracy",
     "channel_stats",
@@ -315,7 +315,7 @@ def one_cycle_sgd(
 
 
 @dataclass
-class Run:
+class TrainingRun:
     """A trained model with its :class:`~course_lib.training.History` and timings.
 
     ``seconds`` is the wall-clock time of :func:`course_lib.training.fit`
@@ -352,7 +352,7 @@ def train(
     snapshots: bool = False,
     progress: bool = True,
     seed: int | None = None,
-) -> Run:
+) -> TrainingRun:
     """Train ``model`` on ``train_set`` (a :class:`~course_lib.data.Dataset` or ``(x, y)``).
 
     The recipe: :class:`Augment` (flip + shift), :func:`one_cycle_sgd`,
@@ -384,7 +384,7 @@ def train(
         progress=progress,
         seed=seed,
     )
-    return Run(
+    return TrainingRun(
         model=model,
         history=history,
         seconds=history.seconds,

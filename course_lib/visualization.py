@@ -75,7 +75,7 @@ def train_cifar_cnn(
     seed: int | None = None,
     n_test: int | None = None,
     **kwargs,
-) -> tuple[nn.Module, vision.Run, data.Dataset]:
+) -> tuple[nn.Module, vision.TrainingRun, data.Dataset]:
     """Train :class:`~course_lib.vision.SmallResNet` with a 5x5 first layer on CIFAR-10.
 
     The pipeline and recipe of notebook 13 (:func:`course_lib.vision.train`),

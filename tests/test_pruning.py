@@ -28,7 +28,7 @@ def model_and_data():
 
 
 def _linear_weights(model):
-    return [m.weight for m in P.prunable_weights(model).values()]
+    return [m.weight for m in P.prunable_layers(model).values()]
 
 
 # --------------------------------------------------------------------------- training the dense network
@@ -55,9 +55,9 @@ def test_train_lenet_starts_from_initial_lenet_and_follows_course_seed(monkeypat
     assert torch.equal(P.initial_lenet().fc1.weight, models.LeNet300100(seed=2).fc1.weight)
 
 
-def test_prunable_weights_and_sparsity():
+def test_prunable_layers_and_sparsity():
     seq = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    assert list(P.prunable_weights(seq)) == ["0", "2"]
+    assert list(P.prunable_layers(seq)) == ["0", "2"]
     with torch.no_grad():
         seq[0].weight[0] = 0.0  # 4 of 12 zero
         seq[2].weight.zero_()  # 6 of 6 zero
@@ -98,7 +98,7 @@ def test_global_masks_equal_torch_global_unstructured(model_and_data):
     assert [m.shape for m in masks] == [w.shape for w in _linear_weights(model)]
     assert sum(int((m == 0).sum()) for m in masks) == round(0.8 * 266_200)
     copy = cl.training.clone(model)
-    params = [(m, "weight") for m in P.prunable_weights(copy).values()]
+    params = [(m, "weight") for m in P.prunable_layers(copy).values()]
     prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=0.8)
     for ours, (m, _) in zip(masks, params, strict=True):
         assert torch.equal(ours, m.weight_mask)
@@ -165,7 +165,7 @@ def biased_model(model_and_data):
     model = cl.training.clone(model_and_data[0])
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        for layer in P.prunable_weights(model).values():
+        for layer in P.prunable_layers(model).values():
             layer.bias.copy_(torch.rand(layer.bias.shape, generator=g) - 0.5)
     return model
 
@@ -178,7 +178,7 @@ def test_remove_neurons_computes_what_the_masked_network_computes(biased_model, 
     hidden = torch.relu(masked.fc1(x))[:, gone]
     assert (hidden > 0).any()  # zeroed rows alone leave relu(bias) behind
     small = P.remove_neurons(biased_model, amount)
-    sizes = [m.weight.shape for m in P.prunable_weights(small).values()]
+    sizes = [m.weight.shape for m in P.prunable_layers(small).values()]
     kept1, kept2 = 300 - round(amount * 300), 100 - round(amount * 100)
     assert sizes == [(kept1, 784), (kept2, kept1), (10, kept2)]
     torch.testing.assert_close(small(x), masked(x), atol=1e-5, rtol=1e-5)

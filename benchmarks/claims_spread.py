@@ -46,18 +46,23 @@ _SAVE_CELL = (
 def execute(notebook: Path, out: Path, timeout: float) -> None:
     """Run ``notebook`` (in this process's environment) and save its checked claims to ``out``."""
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     nb = nbformat.read(notebook, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(_SAVE_CELL.format(path=str(out))))
-    client = NotebookClient(
-        nb,
-        timeout=timeout,
-        kernel_name="python3",
-        allow_errors=True,
-        resources={"metadata": {"path": str(notebook.parent)}},
-    )
-    client.execute()
+    with tempfile.TemporaryDirectory(prefix="kernel-") as sockets:
+        # Unix sockets instead of TCP ports: with many kernels starting at once, a port
+        # picked for one kernel can be taken by another, and the client then waits forever.
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "k"))
+        client = NotebookClient(
+            nb,
+            km=km,
+            timeout=timeout,
+            allow_errors=True,
+            resources={"metadata": {"path": str(notebook.parent)}},
+        )
+        client.execute()
 
 
 def run_one(notebook: Path, mode: str, seed: int, threads: int, timeout: float) -> list[dict]:
@@ -72,10 +77,16 @@ def run_one(notebook: Path, mode: str, seed: int, threads: int, timeout: float) 
     with tempfile.TemporaryDirectory(prefix="spread-") as tmp:
         out = Path(tmp) / "claims.json"
         cmd = [sys.executable, __file__, "--execute-one", str(notebook), str(out), str(timeout)]
-        subprocess.run(cmd, env=env, check=False, timeout=timeout * 2)
-        if not out.exists():
-            return [{"statement": f"(the run of {notebook.name} did not finish)", "passed": False}]
-        return json.loads(out.read_text(encoding="utf-8"))
+        # A run whose kernel died or hung (seen rarely when many kernels start at once) is
+        # tried once more; a failing claim is not a reason to retry, it is the result.
+        for _ in range(2):
+            try:
+                subprocess.run(cmd, env=env, check=False, timeout=timeout * 2)
+            except subprocess.TimeoutExpired:
+                continue
+            if out.exists():
+                return json.loads(out.read_text(encoding="utf-8"))
+        return [{"statement": f"(the run of {notebook.name} did not finish)", "passed": False}]
 
 
 def summarise(runs: dict[tuple, list[dict]]) -> list[dict]:

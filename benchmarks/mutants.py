@@ -33,6 +33,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -127,6 +128,22 @@ def _tests_for(notebook: str, file: str) -> list[str]:
     return tests
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CLAIM_FAILED = re.compile(r"AssertionError: Claim not confirmed: (.+)")
+
+
+def failed_claim(output: str) -> str:
+    """The statement of the claim that stopped a notebook, from nbval's report ("" if none).
+
+    The report shows the traceback twice over, in colour, with the source line that raises
+    (``f"Claim not confirmed: {statement}..."``): only the exception's own line counts."""
+    for line in _ANSI.sub("", output).splitlines():
+        found = _CLAIM_FAILED.search(line)
+        if found:
+            return found.group(1).strip()
+    return ""
+
+
 def run_notebook_and_tests(root: Path, notebook: str, file: str, timeout: float):
     """(notebook outcome, claim, tests passed) for the repository at ``root``."""
     with tempfile.TemporaryDirectory(prefix="mutant-cache-") as cache:
@@ -134,12 +151,7 @@ def run_notebook_and_tests(root: Path, notebook: str, file: str, timeout: float)
         nb_args = ["--nbval-lax", "--nbval-current-env", f"notebooks/{notebook}.ipynb"]
         nb_ok, nb_out = _pytest(root, nb_args, env, timeout)
         tests_ok, _ = _pytest(root, _tests_for(notebook, file), env, timeout)
-    claim = ""
-    if not nb_ok:
-        for line in nb_out.splitlines():
-            if "Claim not confirmed:" in line:
-                claim = line.split("Claim not confirmed:", 1)[1].strip()
-                break
+    claim = "" if nb_ok else failed_claim(nb_out)
     outcome = "" if nb_ok else ("claim" if claim else "error")
     return outcome, claim, tests_ok
 

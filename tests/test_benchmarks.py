@@ -34,3 +34,16 @@ def test_benchmark_tiny_run_reports_everything(real_data):
     # the tutorial CNN trains epoch after epoch until it has used the course CNN's time
     assert same_budget["baseline_seconds"] >= same_budget["train_seconds"]
     assert same_budget["baseline_epochs"] >= 1
+
+
+def test_mutants_read_the_failed_claim_from_a_coloured_traceback():
+    import mutants
+
+    report = (
+        "\x1b[0;31mAssertionError\x1b[0m                    Traceback (most recent call last)\n"
+        '\x1b[1;32m     39\x1b[0m raise AssertionError(f"Claim not confirmed: '
+        '\x1b[38;5;132;01m{\x1b[39;00mstatement\x1b[38;5;132;01m}\x1b[39;00m")\n'
+        "\x1b[0;31mAssertionError\x1b[0m: Claim not confirmed: He trains well — 9.8% test accuracy\n"
+    )
+    assert mutants.failed_claim(report) == "He trains well — 9.8% test accuracy"
+    assert mutants.failed_claim("ZeroDivisionError: division by zero") == ""

@@ -52,7 +52,7 @@ install -D -m 644 "$COURSE/deploy/jupyter_server_config.json" \
 
 # 5. Limits per learner, from the measurements (benchmarks/sizing.py rewrites them), the
 #    hub's idle culler (servers idle for an hour), JupyterLab as the default interface.
-tljh-config set limits.memory 2.5G  # sizing: memory.limit
+tljh-config set limits.memory 3.5G  # sizing: memory.limit
 tljh-config set limits.cpu 1  # sizing: cpu.limit
 tljh-config set services.cull.timeout 3600
 tljh-config set services.cull.every 300

@@ -128,15 +128,16 @@ def freeze(module: nn.Module) -> nn.Module:
 def parameter_groups(model: nn.Module) -> list[tuple[str, int, bool]]:
     """``(group, count, trainable)`` per layer: ``embeddings``, ``layer 0`` ... ``layer 5``,
     ``pooler``, and other modules by name (``head``); trainable if every tensor of it is."""
-    groups: dict[str, list] = {}
+    groups: dict[str, tuple[int, bool]] = {}
     for name, p in model.named_parameters():
         parts = name.split(".")
-        key = next((part for part in ("embeddings", "pooler") if part in parts), None)
+        other = ".".join(parts[:-1]) or parts[0]  # a module outside the transformer: its name
+        key = next((part for part in ("embeddings", "pooler") if part in parts), other)
         if "layer" in parts:
             key = f"layer {parts[parts.index('layer') + 1]}"
-        entry = groups.setdefault(key or ".".join(parts[:-1]) or parts[0], [0, True])
-        entry[:] = [entry[0] + p.numel(), entry[1] and p.requires_grad]
-    return [(k, v[0], v[1]) for k, v in groups.items()]
+        count, trainable = groups.get(key, (0, True))
+        groups[key] = (count + p.numel(), trainable and p.requires_grad)
+    return [(k, count, trainable) for k, (count, trainable) in groups.items()]
 
 
 def _stratified(index: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
@@ -165,9 +166,9 @@ def mr_embeddings(
     test_idx = _stratified(parts["test"], mr.y, n_test, seed)
     used = np.union1d(train_idx, test_idx)
     emb = encode_sentences([mr.x[i] for i in used], progress=progress)
-    out = {"train": mr[train_idx], "test": mr[test_idx]}
-    out |= {"train_emb": emb[np.searchsorted(used, train_idx)]}
-    return out | {"test_emb": emb[np.searchsorted(used, test_idx)]}
+    train_emb, test_emb = (emb[np.searchsorted(used, i)] for i in (train_idx, test_idx))
+    split = {"train": mr[train_idx], "test": mr[test_idx]}
+    return split | {"train_emb": train_emb, "test_emb": test_emb}
 
 
 # --------------------------------------------------------------------------- heads and baselines
@@ -344,11 +345,8 @@ def _fine_tune(probe, train_x, train_y, test, epochs, batch_size, lrs, seed, pro
     for p in model.encoder.parameters():
         p.requires_grad_(True)
     start = [p.detach().clone() for p in model.parameters()]
-    groups = [
-        {"params": model.encoder.parameters(), "lr": lrs[0]},
-        {"params": model.head.parameters()},
-    ]
-    optimizer = torch.optim.Adam(groups, lr=lrs[1])  # the head's learning rate: lrs[1]
+    encoder_group = {"params": model.encoder.parameters(), "lr": lrs[0]}
+    optimizer = torch.optim.Adam([encoder_group, {"params": model.head.parameters()}], lr=lrs[1])
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # dropout
     y = torch.as_tensor(train_y)
